@@ -1,0 +1,57 @@
+//! Engines behind the public [`Store`](crate::Store) API.
+//!
+//! The public API (validation, typed values, memoize, locks, key iteration) is written
+//! once in `store.rs` against the [`Backend`] contract; each engine implements only the
+//! raw operations. Natively the engine is SQLite plus value files; other engines (the
+//! WIT import inside a WebAssembly guest) implement the same contract.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::Result;
+use crate::options::{CheckReport, Config, SetOptions, Stats};
+
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
+
+#[cfg(feature = "sqlite")]
+pub(crate) use sqlite::Engine;
+
+/// One open transaction level; dropping it without `commit` rolls it back.
+pub(crate) trait TxGuard {
+    /// Commits this level (the outermost level commits to the database).
+    fn commit(self) -> Result<()>;
+}
+
+/// The raw operations every engine provides. Keys and values arrive validated.
+pub(crate) trait Backend: Sized + Send + Sync {
+    /// Transaction guard type.
+    type Tx<'a>: TxGuard
+    where
+        Self: 'a;
+
+    fn open(dir: &Path, config: Config) -> Result<Self>;
+    fn path(&self) -> &Path;
+    fn get_with<R>(&self, key: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>>;
+    fn set(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<()>;
+    fn add(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<bool>;
+    fn delete(&self, key: &str) -> Result<bool>;
+    fn pop(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    fn touch(&self, key: &str, expire: Option<Duration>) -> Result<bool>;
+    fn contains(&self, key: &str) -> Result<bool>;
+    fn len(&self) -> Result<u64>;
+    fn keys_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>>;
+    fn clear(&self) -> Result<u64>;
+    fn expire(&self) -> Result<u64>;
+    fn evict_tag(&self, tag: &str) -> Result<u64>;
+    fn incr(&self, key: &str, delta: i64, default: i64) -> Result<i64>;
+    fn stats(&self) -> Stats;
+    fn reset_stats(&self);
+    fn size(&self) -> Result<u64>;
+    fn volume(&self) -> Result<u64>;
+    fn check(&self, fix: bool) -> Result<CheckReport>;
+    fn begin(&self) -> Result<Self::Tx<'_>>;
+    fn try_lock(&self, name: &str, owner: &str, expire: Duration) -> Result<bool>;
+    fn unlock(&self, name: &str, owner: &str) -> Result<()>;
+    fn maintain(&self) -> Result<()>;
+}

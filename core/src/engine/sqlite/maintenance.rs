@@ -1,0 +1,194 @@
+//! Background upkeep (recency flush, expiry purge, eviction, WAL checkpoints) and the
+//! integrity check.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+use rusqlite::Connection;
+
+use super::Shared;
+use crate::options::CheckReport;
+use crate::{Error, Result};
+
+/// Wake-up flags between a store and its maintenance thread.
+#[derive(Default)]
+pub(crate) struct Signal {
+    /// (work requested, stop requested)
+    state: Mutex<(bool, bool)>,
+    cond: Condvar,
+}
+
+impl Signal {
+    /// Asks the maintenance thread to run now.
+    pub(crate) fn wake(&self) {
+        self.state.lock().0 = true;
+        self.cond.notify_one();
+    }
+}
+
+/// Handle of a running maintenance thread; `stop` joins it.
+pub(crate) struct Maintenance {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Maintenance {
+    pub(crate) fn start(shared: Arc<Shared>) -> Result<Self> {
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("sciqlop-cache-maintenance".into())
+            .spawn(move || run(&s))
+            .map_err(|e| Error::io("starting the maintenance thread", e))?;
+        Ok(Maintenance {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn stop(mut self) {
+        let signal = &self.shared.signal;
+        signal.state.lock().1 = true;
+        signal.cond.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(shared: &Shared) {
+    let every = shared.config.maintenance_interval;
+    let signal = &shared.signal;
+    let mut checkpointer: Option<Connection> = None;
+    loop {
+        {
+            let mut st = signal.state.lock();
+            if !st.0 && !st.1 {
+                signal.cond.wait_for(&mut st, every);
+            }
+            if st.1 {
+                return;
+            }
+            st.0 = false;
+        }
+        if let Err(e) = tick(shared, &mut checkpointer) {
+            tracing::warn!(dir = %shared.dir.display(), error = %e, "cache maintenance failed");
+        }
+    }
+}
+
+fn tick(shared: &Shared, checkpointer: &mut Option<Connection>) -> Result<()> {
+    shared.flush_recency()?;
+    shared.purge_expired()?;
+    shared.evict()?;
+    if checkpointer.is_none() {
+        *checkpointer = Some(shared.open_reader()?);
+    }
+    if let Some(c) = checkpointer {
+        shared.checkpoint(c)?;
+    }
+    Ok(())
+}
+
+const RECOUNT: &str = "UPDATE totals SET
+    count = (SELECT count(*) FROM entries),
+    size = (SELECT coalesce(sum(size), 0) FROM entries),
+    file_size = (SELECT coalesce(sum(size), 0) FROM entries WHERE file IS NOT NULL)
+    WHERE id = 0";
+
+/// Verifies (and with `fix`, repairs) the store. Holds the write lock throughout so that
+/// no value file is being installed while files and rows are compared.
+pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    let mut to_remove: Vec<PathBuf> = Vec::new();
+    shared.write(true, |w| {
+        let err = |e| shared.sql_err(e);
+        let quick: String = w
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(err)?;
+        report.sqlite_integrity_ok = quick == "ok";
+
+        let mut referenced = HashSet::new();
+        let mut dangling = Vec::new();
+        let mut resize = Vec::new();
+        // Sums of what the rows record, to compare with the maintained totals.
+        let (mut count, mut size, mut file_size) = (0u64, 0u64, 0u64);
+        {
+            let mut st = w
+                .conn
+                .prepare("SELECT id, file, size, length(value) FROM entries")
+                .map_err(err)?;
+            let mut rows = st.query([]).map_err(err)?;
+            while let Some(r) = rows.next().map_err(err)? {
+                let id: i64 = r.get(0).map_err(err)?;
+                let file: Option<String> = r.get(1).map_err(err)?;
+                let recorded: i64 = r.get(2).map_err(err)?;
+                count += 1;
+                size = size.wrapping_add(recorded as u64);
+                match file {
+                    Some(f) => {
+                        file_size = file_size.wrapping_add(recorded as u64);
+                        if shared.files.len_of(&f) != Some(recorded as u64) {
+                            dangling.push(id);
+                        }
+                        referenced.insert(f);
+                    }
+                    None => {
+                        let actual: i64 = r.get::<_, Option<i64>>(3).map_err(err)?.unwrap_or(0);
+                        if actual != recorded {
+                            resize.push((id, actual));
+                        }
+                    }
+                }
+            }
+        }
+        report.dangling_rows = dangling.len() as u64;
+        report.size_mismatches = resize.len() as u64;
+        report.counters_consistent = shared.totals(&w.conn)? == (count, size, file_size);
+
+        let (files, stale_temps) = shared.files.scan()?;
+        let orphans: Vec<PathBuf> = files
+            .iter()
+            .filter(|f| !referenced.contains(*f))
+            .map(|f| shared.files.path_of(f))
+            .collect();
+        report.orphaned_files = (orphans.len() + stale_temps.len()) as u64;
+
+        if fix {
+            for id in &dangling {
+                shared.exec(w, "DELETE FROM entries WHERE id = ?1", [id])?;
+            }
+            for (id, actual) in &resize {
+                shared.exec(
+                    w,
+                    "UPDATE entries SET size = ?2 WHERE id = ?1",
+                    [id, actual],
+                )?;
+            }
+            if !report.counters_consistent {
+                w.conn.execute(RECOUNT, []).map_err(err)?;
+            }
+            to_remove.extend(orphans);
+            to_remove.extend(stale_temps);
+        }
+        Ok(())
+    })?;
+    for p in &to_remove {
+        if let Err(e) = std::fs::remove_file(p)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(Error::io(
+                format!("removing orphan file {}", p.display()),
+                e,
+            ));
+        }
+    }
+    let problems = report.orphaned_files + report.dangling_rows + report.size_mismatches > 0
+        || !report.counters_consistent;
+    report.fixed = fix && problems;
+    report.ok = report.sqlite_integrity_ok && (fix || !problems);
+    Ok(report)
+}

@@ -1,0 +1,1171 @@
+//! The SQLite + files engine.
+//!
+//! Concurrency design:
+//! - one writer connection behind a re-entrant mutex (writes in a process are serialised
+//!   anyway by SQLite; the mutex turns waiting into a cheap in-process handoff and lets a
+//!   thread's operations inside `transact` join its transaction);
+//! - a small pool of reader connections: in WAL mode readers never wait for the writer
+//!   nor for each other;
+//! - reads do not write: LRU recency is buffered in memory and flushed in batches by the
+//!   maintenance thread, which also purges expired entries, evicts down to the size
+//!   bound and checkpoints the WAL.
+
+mod files;
+mod maintenance;
+mod schema;
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::{Mutex, ReentrantMutex, ReentrantMutexGuard};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+
+use crate::clock::micros;
+use crate::engine::{Backend, TxGuard};
+use crate::options::{CheckReport, Config, SetOptions, Stats};
+use crate::policy::Policy;
+use crate::{Error, Result};
+
+use files::{FileTier, TempValue};
+use maintenance::{Maintenance, Signal};
+
+/// Number of reader connections kept per store.
+const READERS: usize = 8;
+/// Rows deleted per write transaction by background purges and evictions, so that
+/// foreground writers never wait long.
+const BATCH: i64 = 256;
+/// Recency updates buffered before the maintenance thread is woken to flush them.
+const RECENCY_FLUSH_AT: usize = 4096;
+
+/// The SQLite + files engine of a store of kind `P`.
+pub(crate) struct Engine<P> {
+    shared: Arc<Shared>,
+    maintenance: Option<Maintenance>,
+    _kind: PhantomData<P>,
+}
+
+/// State shared with the maintenance thread.
+pub(crate) struct Shared {
+    db_path: PathBuf,
+    dir: PathBuf,
+    config: Config,
+    lru: bool,
+    expiry: bool,
+    stats: bool,
+    files: FileTier,
+    writer: ReentrantMutex<RefCell<Writer>>,
+    /// Token of the thread inside a transaction, 0 when none.
+    tx_owner: AtomicU64,
+    readers: Box<[Mutex<Option<Connection>>]>,
+    recency: Mutex<Vec<(i64, i64)>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    /// Wakes the maintenance thread.
+    signal: Signal,
+    /// Bytes of values as last read from the totals plus what this process wrote since;
+    /// an over-estimate used to decide when to evict without reading the totals.
+    approx_size: AtomicI64,
+}
+
+struct Writer {
+    conn: Connection,
+    /// Transaction nesting depth (0: autocommit).
+    depth: u32,
+    /// Value files installed by the open transaction, with the depth that made them.
+    new_files: Vec<(u32, String)>,
+    /// A trigger queued files in `discarded` since the last drain.
+    discard_pending: bool,
+}
+
+fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local!(static TOKEN: u64 = NEXT.fetch_add(1, Ordering::Relaxed));
+    TOKEN.with(|t| *t)
+}
+
+impl Shared {
+    fn sql_err(&self, e: rusqlite::Error) -> Error {
+        sql_error(&self.db_path, e)
+    }
+
+    fn now(&self) -> i64 {
+        self.config.clock.now_micros()
+    }
+
+    fn expiry_of(&self, opts: &SetOptions, now: i64) -> Result<Option<i64>> {
+        match opts.expire {
+            None => Ok(None),
+            Some(d) => now.checked_add(micros(d)).map(Some).ok_or_else(|| {
+                Error::InvalidArgument(format!("expiry {d:?} is too far in the future"))
+            }),
+        }
+    }
+
+    fn live(&self, expire: Option<i64>, now: i64) -> bool {
+        !self.expiry || expire.is_none_or(|e| e > now)
+    }
+
+    fn open_reader(&self) -> Result<Connection> {
+        let mut conn = Connection::open_with_flags(
+            &self.db_path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| self.sql_err(e))?;
+        configure(&mut conn, false).map_err(|e| self.sql_err(e))?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a connection that sees this thread's view: the writer inside this
+    /// thread's transaction, otherwise a pooled reader.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.tx_owner.load(Ordering::Acquire) == thread_token() {
+            let guard = self.writer.lock();
+            let w = guard.borrow();
+            return f(&w.conn);
+        }
+        let n = self.readers.len();
+        let start = (thread_token() as usize) % n;
+        for i in 0..n {
+            if let Some(mut slot) = self.readers[(start + i) % n].try_lock() {
+                if slot.is_none() {
+                    *slot = Some(self.open_reader()?);
+                }
+                if let Some(conn) = slot.as_ref() {
+                    return f(conn);
+                }
+            }
+        }
+        // Every pooled connection is busy (or re-entered): use a fresh one.
+        f(&self.open_reader()?)
+    }
+
+    /// Runs a write. Inside this thread's transaction it joins it; otherwise it runs in
+    /// its own transaction (`immediate`: BEGIN IMMEDIATE … COMMIT, for multi-statement
+    /// writes) or in autocommit mode (single-statement writes).
+    fn write<T>(&self, immediate: bool, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
+        let guard = self.writer.lock();
+        let mut w = guard.borrow_mut();
+        if w.depth > 0 {
+            return f(&mut w);
+        }
+        if immediate {
+            drop(w);
+            let tx = SqliteTx::begin(self, guard)?;
+            let out = {
+                let mut w = tx.guard.borrow_mut();
+                f(&mut w)
+            };
+            let out = out?;
+            tx.commit()?;
+            Ok(out)
+        } else {
+            let out = f(&mut w)?;
+            if w.discard_pending {
+                drop(w);
+                let tx = SqliteTx::begin(self, guard)?;
+                tx.commit()?;
+            }
+            Ok(out)
+        }
+    }
+
+    /// Runs one mutating statement and notes whether triggers queued discarded files.
+    fn exec(&self, w: &mut Writer, sql: &str, p: impl rusqlite::Params) -> Result<usize> {
+        let before = w.conn.total_changes();
+        let n = w
+            .conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute(p))
+            .map_err(|e| self.sql_err(e))?;
+        w.note_discards(before, n as u64);
+        Ok(n)
+    }
+
+    fn totals(&self, conn: &Connection) -> Result<(u64, u64, u64)> {
+        conn.prepare_cached(schema::TOTALS)
+            .and_then(|mut s| {
+                s.query_row([], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?.max(0) as u64,
+                        r.get::<_, i64>(1)?.max(0) as u64,
+                        r.get::<_, i64>(2)?.max(0) as u64,
+                    ))
+                })
+            })
+            .map_err(|e| self.sql_err(e))
+    }
+
+    /// Deletes rows selected by `sql` (which takes `?1` = now and `?2` = batch size and
+    /// deletes at most a batch) until none is left; each batch its own transaction.
+    fn delete_batches(&self, sql: &str, now: i64) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            let n = self.write(true, |w| self.exec(w, sql, params![now, BATCH]))?;
+            total += n as u64;
+            if (n as i64) < BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn note_use(&self, id: i64, now: i64) {
+        if self.lru && self.config.max_size > 0 {
+            let mut buf = self.recency.lock();
+            buf.push((id, now));
+            if buf.len() == RECENCY_FLUSH_AT {
+                drop(buf);
+                self.wake_maintenance();
+            }
+        }
+    }
+
+    fn note_hit(&self, hit: bool) {
+        if self.stats {
+            let c = if hit { &self.hits } else { &self.misses };
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn wake_maintenance(&self) {
+        self.signal.wake();
+    }
+
+    /// Writes the buffered recency updates.
+    pub(crate) fn flush_recency(&self) -> Result<()> {
+        let mut batch = std::mem::take(&mut *self.recency.lock());
+        if batch.is_empty() {
+            return Ok(());
+        }
+        batch.sort_unstable();
+        batch.dedup_by(|later, earlier| {
+            // Sorted by (id, time): keep the last (latest) time of each id.
+            if later.0 == earlier.0 {
+                earlier.1 = later.1;
+                true
+            } else {
+                false
+            }
+        });
+        for chunk in batch.chunks(BATCH as usize * 4) {
+            self.write(true, |w| {
+                let mut st = w
+                    .conn
+                    .prepare_cached(schema::TOUCH_USE)
+                    .map_err(|e| self.sql_err(e))?;
+                for &(id, t) in chunk {
+                    st.execute(params![id, t]).map_err(|e| self.sql_err(e))?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Purges expired entries.
+    pub(crate) fn purge_expired(&self) -> Result<u64> {
+        if !self.expiry {
+            return Ok(0);
+        }
+        self.delete_batches(schema::PURGE_EXPIRED, self.now())
+    }
+
+    /// Evicts least-recently-used entries while the bound is exceeded.
+    pub(crate) fn evict(&self) -> Result<u64> {
+        let max = self.config.max_size;
+        if !self.lru || max == 0 {
+            return Ok(0);
+        }
+        let size = self.read(|c| self.totals(c))?.1;
+        self.approx_size.store(size as i64, Ordering::Relaxed);
+        if size <= max {
+            return Ok(0);
+        }
+        self.flush_recency()?;
+        let target = (max as f64 * self.config.evict_to) as u64;
+        let mut evicted = 0;
+        loop {
+            let (n, size) = self.write(true, |w| {
+                let before = w.conn.total_changes();
+                let n = {
+                    let mut st = w
+                        .conn
+                        .prepare_cached(schema::EVICT_LRU)
+                        .map_err(|e| self.sql_err(e))?;
+                    let rows = st
+                        .query_map([BATCH], |r| r.get::<_, i64>(0))
+                        .map_err(|e| self.sql_err(e))?;
+                    let mut n = 0u64;
+                    for r in rows {
+                        r.map_err(|e| self.sql_err(e))?;
+                        n += 1;
+                    }
+                    n
+                };
+                w.note_discards(before, n);
+                Ok((n, self.totals(&w.conn)?.1))
+            })?;
+            evicted += n;
+            self.approx_size.store(size as i64, Ordering::Relaxed);
+            if size <= target || n == 0 {
+                return Ok(evicted);
+            }
+        }
+    }
+
+    /// Copies the WAL back into the database without blocking anyone.
+    pub(crate) fn checkpoint(&self, conn: &Connection) -> Result<()> {
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(|e| self.sql_err(e))
+    }
+
+    /// Deletes value files queued by triggers (e.g. by another program's deletes).
+    pub(crate) fn drain_discarded(&self) -> Result<()> {
+        self.write(true, |w| {
+            w.discard_pending = true;
+            Ok(())
+        })
+    }
+}
+
+impl Writer {
+    fn note_discards(&mut self, total_before: u64, changes: u64) {
+        // Each entry row changed by a statement fires at most one totals update; any
+        // change beyond that is a row queued in `discarded`.
+        if self.conn.total_changes() - total_before > 2 * changes {
+            self.discard_pending = true;
+        }
+    }
+}
+
+/// An open transaction level; rolled back when dropped without `commit`.
+pub(crate) struct SqliteTx<'a> {
+    shared: &'a Shared,
+    guard: ReentrantMutexGuard<'a, RefCell<Writer>>,
+    done: bool,
+}
+
+impl<'a> SqliteTx<'a> {
+    fn begin(shared: &'a Shared, guard: ReentrantMutexGuard<'a, RefCell<Writer>>) -> Result<Self> {
+        {
+            let mut w = guard.borrow_mut();
+            let sql = if w.depth == 0 {
+                "BEGIN IMMEDIATE".to_owned()
+            } else {
+                format!("SAVEPOINT sp{}", w.depth)
+            };
+            w.conn.execute_batch(&sql).map_err(|e| shared.sql_err(e))?;
+            w.depth += 1;
+            if w.depth == 1 {
+                shared.tx_owner.store(thread_token(), Ordering::Release);
+            }
+        }
+        Ok(SqliteTx {
+            shared,
+            guard,
+            done: false,
+        })
+    }
+
+    fn rollback_level(&mut self) {
+        let shared = self.shared;
+        let mut w = self.guard.borrow_mut();
+        let depth = w.depth;
+        let sql = if depth == 1 {
+            "ROLLBACK".to_owned()
+        } else {
+            format!("ROLLBACK TO sp{0}; RELEASE sp{0}", depth - 1)
+        };
+        if let Err(e) = w.conn.execute_batch(&sql) {
+            tracing::error!(error = %e, "rollback failed");
+        }
+        // Files installed at this level or deeper are no longer referenced.
+        while let Some((d, _)) = w.new_files.last()
+            && *d >= depth
+        {
+            if let Some((_, rel)) = w.new_files.pop() {
+                shared.files.remove(&rel);
+            }
+        }
+        w.depth = depth - 1;
+        if w.depth == 0 {
+            w.discard_pending = false;
+            shared.tx_owner.store(0, Ordering::Release);
+        }
+    }
+}
+
+impl TxGuard for SqliteTx<'_> {
+    fn commit(mut self) -> Result<()> {
+        let shared = self.shared;
+        let result = (|| {
+            let mut w = self.guard.borrow_mut();
+            if w.depth > 1 {
+                let d = w.depth - 1;
+                w.conn
+                    .execute_batch(&format!("RELEASE sp{d}"))
+                    .map_err(|e| shared.sql_err(e))?;
+                for f in &mut w.new_files {
+                    if f.0 > d {
+                        f.0 = d;
+                    }
+                }
+                w.depth = d;
+                return Ok(());
+            }
+            let mut unlink = Vec::new();
+            if w.discard_pending {
+                let mut st = w
+                    .conn
+                    .prepare_cached(schema::DRAIN_DISCARDED)
+                    .map_err(|e| shared.sql_err(e))?;
+                let rows = st
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .map_err(|e| shared.sql_err(e))?;
+                for r in rows {
+                    unlink.push(r.map_err(|e| shared.sql_err(e))?);
+                }
+            }
+            w.conn
+                .execute_batch("COMMIT")
+                .map_err(|e| shared.sql_err(e))?;
+            w.depth = 0;
+            w.discard_pending = false;
+            w.new_files.clear();
+            shared.tx_owner.store(0, Ordering::Release);
+            drop(w);
+            for rel in unlink {
+                shared.files.remove(&rel);
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                self.done = true;
+                Ok(())
+            }
+            // Drop rolls back this level.
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.rollback_level();
+        }
+    }
+}
+
+/// Maps SQLite errors to typed errors.
+fn sql_error(path: &Path, e: rusqlite::Error) -> Error {
+    if let rusqlite::Error::SqliteFailure(f, ref msg) = e {
+        let detail = msg.clone().unwrap_or_else(|| f.to_string());
+        match f.code {
+            ErrorCode::NotADatabase => {
+                return Error::NotACache {
+                    path: path.to_owned(),
+                    reason: detail,
+                };
+            }
+            ErrorCode::DatabaseCorrupt => {
+                return Error::Corrupt {
+                    path: path.to_owned(),
+                    detail,
+                };
+            }
+            ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied => {
+                return Error::ReadOnly {
+                    path: path.parent().unwrap_or(path).to_owned(),
+                    reason: detail,
+                };
+            }
+            ErrorCode::DiskFull => {
+                return Error::io(
+                    format!("writing {}", path.display()),
+                    std::io::Error::new(std::io::ErrorKind::StorageFull, detail),
+                );
+            }
+            _ => {}
+        }
+    }
+    Error::Sqlite {
+        path: path.to_owned(),
+        source: e,
+    }
+}
+
+/// Waits for other processes' locks with short sleeps (SQLite's default handler sleeps
+/// up to 100 ms at a time), for up to about ten minutes.
+fn busy_handler(attempt: i32) -> bool {
+    match attempt {
+        0..=9 => std::thread::yield_now(),
+        10..=99 => std::thread::sleep(Duration::from_micros(50)),
+        100..=999 => std::thread::sleep(Duration::from_micros(500)),
+        1000..=600_000 => std::thread::sleep(Duration::from_millis(1)),
+        _ => return false,
+    }
+    true
+}
+
+fn configure(conn: &mut Connection, writer: bool) -> rusqlite::Result<()> {
+    conn.busy_handler(Some(busy_handler))?;
+    conn.set_prepared_statement_cache_capacity(32);
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -16384;
+         PRAGMA mmap_size = 268435456;",
+    )?;
+    if writer {
+        // The maintenance thread checkpoints; this is a backstop against unbounded WAL
+        // growth when it is disabled or starved.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 8192;")?;
+    }
+    Ok(())
+}
+
+impl<P: Policy> Engine<P> {
+    fn create_or_validate(shared_path: &Path, conn: &Connection, config: &Config) -> Result<()> {
+        let err = |e| sql_error(shared_path, e);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::ReadOnly {
+                path: shared_path.to_owned(),
+                reason: format!("cannot switch the database to WAL mode (mode is {mode})"),
+            });
+        }
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+        let result = (|| {
+            let tables: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+                .map_err(err)?;
+            if tables == 0 {
+                conn.execute_batch(schema::CREATE).map_err(err)?;
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES ('format', ?1), ('kind', ?2)",
+                    params![schema::FORMAT, P::NAME],
+                )
+                .map_err(err)?;
+            } else {
+                let has_meta: bool = conn
+                    .query_row(
+                        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'meta'",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .map_err(err)?
+                    > 0;
+                let meta = |k: &str| -> Result<Option<String>> {
+                    conn.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                        .optional()
+                        .map_err(err)
+                };
+                let format = if has_meta { meta("format")? } else { None };
+                if format.as_deref() != Some(schema::FORMAT) {
+                    return Err(Error::NotACache {
+                        path: shared_path.to_owned(),
+                        reason: match format {
+                            None => "it has tables but no sciqlop-cache metadata".to_owned(),
+                            Some(f) => format!("unsupported format {f:?}"),
+                        },
+                    });
+                }
+                let kind = meta("kind")?.unwrap_or_default();
+                if kind != P::NAME {
+                    return Err(Error::WrongKind {
+                        path: shared_path.parent().unwrap_or(shared_path).to_owned(),
+                        expected: P::NAME,
+                        found: kind,
+                    });
+                }
+            }
+            if P::LRU && config.max_size > 0 {
+                conn.execute_batch(schema::CREATE_LRU_INDEX).map_err(err)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(err),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn get_row(&self, conn: &Connection, key: &str) -> Result<Option<Row>> {
+        let mut st = conn
+            .prepare_cached(schema::GET)
+            .map_err(|e| self.shared.sql_err(e))?;
+        st.query_row([key], |r| {
+            Ok(Row {
+                id: r.get(0)?,
+                value: r.get(1)?,
+                file: r.get(2)?,
+                size: r.get(3)?,
+                expire: r.get(4)?,
+            })
+        })
+        .optional()
+        .map_err(|e| self.shared.sql_err(e))
+    }
+
+    /// Reads a file-backed value, following a concurrent replacement of the row.
+    fn read_file_value(
+        &self,
+        key: &str,
+        mut file: String,
+        mut size: i64,
+    ) -> Result<Option<Vec<u8>>> {
+        let s = &*self.shared;
+        for _ in 0..8 {
+            if let Some(v) = s.files.read(key, &file, size.max(0) as u64)? {
+                return Ok(Some(v));
+            }
+            // The file is gone: either a writer replaced the value since we read the
+            // row (look again), or the file was lost (report it).
+            let row = s.read(|c| self.get_row(c, key))?;
+            match row {
+                Some(r) if s.live(r.expire, s.now()) => match r.file {
+                    Some(f) if f != file => {
+                        file = f;
+                        size = r.size;
+                    }
+                    Some(_) => {
+                        return Err(Error::ValueFileMissing {
+                            key: key.to_owned(),
+                            path: s.files.path_of(&file),
+                        });
+                    }
+                    None => return Ok(r.value),
+                },
+                _ => return Ok(None),
+            }
+        }
+        Err(Error::ValueFileMissing {
+            key: key.to_owned(),
+            path: s.files.path_of(&file),
+        })
+    }
+
+    fn upsert(
+        &self,
+        w: &mut Writer,
+        key: &str,
+        value: Option<&[u8]>,
+        file: Option<&str>,
+        size: usize,
+        expire: Option<i64>,
+        now: i64,
+        tag: Option<&str>,
+    ) -> Result<()> {
+        self.shared.exec(
+            w,
+            schema::UPSERT,
+            params![key, value, file, size as i64, expire, now, tag],
+        )?;
+        Ok(())
+    }
+
+    /// Stores a value, inline or in a file, inside the current write.
+    fn store_value(
+        &self,
+        w: &mut Writer,
+        key: &str,
+        value: &[u8],
+        temp: Option<TempValue>,
+        expire: Option<i64>,
+        now: i64,
+        tag: Option<&str>,
+    ) -> Result<()> {
+        match temp {
+            None => self.upsert(w, key, Some(value), None, value.len(), expire, now, tag),
+            Some(temp) => {
+                let rel = self.shared.files.install(temp)?;
+                match self.upsert(w, key, None, Some(&rel), value.len(), expire, now, tag) {
+                    Ok(()) => {
+                        let depth = w.depth;
+                        w.new_files.push((depth, rel));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.shared.files.remove(&rel);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    fn prepare_value(&self, value: &[u8]) -> Result<Option<TempValue>> {
+        if value.len() >= self.shared.config.file_threshold {
+            Ok(Some(self.shared.files.write_temp(value)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn after_write(&self, bytes: usize) {
+        let s = &*self.shared;
+        if s.lru && s.config.max_size > 0 {
+            let total = s.approx_size.fetch_add(bytes as i64, Ordering::Relaxed) + bytes as i64;
+            if total as u64 > s.config.max_size {
+                if self.maintenance.is_some() {
+                    s.wake_maintenance();
+                } else if let Err(e) = s.evict() {
+                    tracing::warn!(error = %e, "inline eviction failed");
+                }
+            }
+        }
+    }
+
+    fn put(
+        &self,
+        key: &str,
+        value: &[u8],
+        opts: &SetOptions,
+        only_if_absent: bool,
+    ) -> Result<bool> {
+        let s = &*self.shared;
+        let temp = self.prepare_value(value)?;
+        let now = s.now();
+        let expire = s.expiry_of(opts, now)?;
+        let immediate = temp.is_some() || only_if_absent;
+        let stored = s.write(immediate, |w| {
+            if only_if_absent {
+                let existing: Option<Option<i64>> = w
+                    .conn
+                    .prepare_cached(schema::CONTAINS)
+                    .and_then(|mut st| st.query_row([key], |r| r.get(0)).optional())
+                    .map_err(|e| s.sql_err(e))?;
+                if let Some(exp) = existing
+                    && s.live(exp, now)
+                {
+                    return Ok(false);
+                }
+            }
+            self.store_value(w, key, value, temp, expire, now, opts.tag.as_deref())?;
+            Ok(true)
+        })?;
+        if stored {
+            self.after_write(value.len());
+        }
+        Ok(stored)
+    }
+}
+
+struct Row {
+    id: i64,
+    value: Option<Vec<u8>>,
+    file: Option<String>,
+    size: i64,
+    expire: Option<i64>,
+}
+
+impl<P: Policy> Backend for Engine<P> {
+    type Tx<'a> = SqliteTx<'a>;
+
+    fn open(dir: &Path, config: Config) -> Result<Self> {
+        match std::fs::metadata(dir) {
+            Ok(m) if !m.is_dir() => return Err(Error::NotADirectory(dir.to_owned())),
+            Ok(_) => {}
+            Err(_) => std::fs::create_dir_all(dir).map_err(|e| match e.kind() {
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                    Error::ReadOnly {
+                        path: dir.to_owned(),
+                        reason: e.to_string(),
+                    }
+                }
+                _ => Error::io(format!("creating cache directory {}", dir.display()), e),
+            })?,
+        }
+        let db_path = dir.join(schema::DB_FILE);
+        let files = FileTier::new(dir, config.sync_files).map_err(|e| match e {
+            Error::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                Error::ReadOnly {
+                    path: dir.to_owned(),
+                    reason: source.to_string(),
+                }
+            }
+            e => e,
+        })?;
+        let mut conn = Connection::open(&db_path).map_err(|e| sql_error(&db_path, e))?;
+        configure(&mut conn, true).map_err(|e| sql_error(&db_path, e))?;
+        Self::create_or_validate(&db_path, &conn, &config)?;
+        let readers = (0..READERS).map(|_| Mutex::new(None)).collect();
+        let shared = Arc::new(Shared {
+            dir: dir.to_owned(),
+            db_path,
+            lru: P::LRU,
+            expiry: P::EXPIRY,
+            stats: P::STATS,
+            files,
+            writer: ReentrantMutex::new(RefCell::new(Writer {
+                conn,
+                depth: 0,
+                new_files: Vec::new(),
+                discard_pending: false,
+            })),
+            tx_owner: AtomicU64::new(0),
+            readers,
+            recency: Mutex::new(Vec::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            approx_size: AtomicI64::new(0),
+            signal: Signal::default(),
+            config,
+        });
+        let initial = shared.read(|c| shared.totals(c))?.1;
+        shared.approx_size.store(initial as i64, Ordering::Relaxed);
+        // Files queued by a crashed process or another program's deletes.
+        shared.drain_discarded()?;
+        let wants_thread = P::EXPIRY || (P::LRU && shared.config.max_size > 0);
+        let maintenance = if wants_thread && !shared.config.maintenance_interval.is_zero() {
+            Some(Maintenance::start(shared.clone())?)
+        } else {
+            None
+        };
+        let engine = Engine {
+            shared,
+            maintenance,
+            _kind: PhantomData,
+        };
+        if initial > engine.shared.config.max_size && engine.shared.config.max_size > 0 {
+            engine.after_write(0);
+        }
+        Ok(engine)
+    }
+
+    fn path(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    fn get_with<R>(&self, key: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        let s = &*self.shared;
+        let now = s.now();
+        let in_tx = s.tx_owner.load(Ordering::Acquire) == thread_token();
+        let mut f = Some(f);
+        let mut result = None;
+        // Inside a transaction the writer stays borrowed during the read, so the value
+        // is copied out before `f` runs (which may call back into the store).
+        let mut owned: Option<Vec<u8>> = None;
+        let mut in_file: Option<(String, i64)> = None;
+        let hit = s.read(|conn| {
+            let mut st = conn.prepare_cached(schema::GET).map_err(|e| s.sql_err(e))?;
+            let mut rows = st.query([key]).map_err(|e| s.sql_err(e))?;
+            let Some(row) = rows.next().map_err(|e| s.sql_err(e))? else {
+                return Ok(false);
+            };
+            let expire: Option<i64> = row.get(4).map_err(|e| s.sql_err(e))?;
+            if !s.live(expire, now) {
+                return Ok(false);
+            }
+            s.note_use(row.get(0).map_err(|e| s.sql_err(e))?, now);
+            if let Some(file) = row.get::<_, Option<String>>(2).map_err(|e| s.sql_err(e))? {
+                in_file = Some((file, row.get(3).map_err(|e| s.sql_err(e))?));
+                return Ok(true);
+            }
+            let value = row.get_ref(1).map_err(|e| s.sql_err(e))?;
+            let bytes = value
+                .as_blob_or_null()
+                .map_err(|e| s.sql_err(e.into()))?
+                .unwrap_or(&[]);
+            if in_tx {
+                owned = Some(bytes.to_vec());
+            } else {
+                // Zero-copy: `f` sees SQLite's buffer.
+                result = f.take().map(|g| g(bytes));
+            }
+            Ok(true)
+        })?;
+        if let Some(v) = owned {
+            result = f.take().map(|g| g(&v));
+        }
+        let hit = match in_file {
+            Some((file, size)) => match self.read_file_value(key, file, size)? {
+                Some(v) => {
+                    result = f.take().map(|g| g(&v));
+                    true
+                }
+                None => false,
+            },
+            None => hit,
+        };
+        s.note_hit(hit);
+        Ok(result)
+    }
+
+    fn set(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<()> {
+        self.put(key, value, opts, false).map(|_| ())
+    }
+
+    fn add(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<bool> {
+        self.put(key, value, opts, true)
+    }
+
+    fn delete(&self, key: &str) -> Result<bool> {
+        let s = &*self.shared;
+        let now = s.now();
+        s.write(false, |w| {
+            let before = w.conn.total_changes();
+            let expire: Option<Option<i64>> = w
+                .conn
+                .prepare_cached(schema::DELETE)
+                .and_then(|mut st| st.query_row([key], |r| r.get(0)).optional())
+                .map_err(|e| s.sql_err(e))?;
+            w.note_discards(before, u64::from(expire.is_some()));
+            Ok(matches!(expire, Some(e) if s.live(e, now)))
+        })
+    }
+
+    fn pop(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let s = &*self.shared;
+        let now = s.now();
+        let out = s.write(true, |w| {
+            let Some(row) = self.get_row(&w.conn, key)? else {
+                return Ok(None);
+            };
+            let value = if !s.live(row.expire, now) {
+                None
+            } else if let Some(file) = &row.file {
+                // Read while the write lock is held: nobody can replace it meanwhile.
+                match s.files.read(key, file, row.size.max(0) as u64)? {
+                    Some(v) => Some(v),
+                    None => {
+                        return Err(Error::ValueFileMissing {
+                            key: key.to_owned(),
+                            path: s.files.path_of(file),
+                        });
+                    }
+                }
+            } else {
+                Some(row.value.unwrap_or_default())
+            };
+            s.exec(w, "DELETE FROM entries WHERE id = ?1", [row.id])?;
+            Ok(value)
+        })?;
+        s.note_hit(out.is_some());
+        Ok(out)
+    }
+
+    fn touch(&self, key: &str, expire: Option<Duration>) -> Result<bool> {
+        let s = &*self.shared;
+        let now = s.now();
+        let at = s.expiry_of(&SetOptions { expire, tag: None }, now)?;
+        s.write(false, |w| {
+            Ok(s.exec(w, schema::TOUCH, params![key, at, now])? > 0)
+        })
+    }
+
+    fn contains(&self, key: &str) -> Result<bool> {
+        let s = &*self.shared;
+        let now = s.now();
+        s.read(|c| {
+            let e: Option<Option<i64>> = c
+                .prepare_cached(schema::CONTAINS)
+                .and_then(|mut st| st.query_row([key], |r| r.get(0)).optional())
+                .map_err(|e| s.sql_err(e))?;
+            Ok(matches!(e, Some(e) if s.live(e, now)))
+        })
+    }
+
+    fn len(&self) -> Result<u64> {
+        let s = &*self.shared;
+        let now = s.now();
+        s.read(|c| {
+            let count = s.totals(c)?.0;
+            if !s.expiry {
+                return Ok(count);
+            }
+            let expired: i64 = c
+                .prepare_cached(schema::COUNT_EXPIRED)
+                .and_then(|mut st| st.query_row([now], |r| r.get(0)))
+                .map_err(|e| s.sql_err(e))?;
+            Ok(count.saturating_sub(expired.max(0) as u64))
+        })
+    }
+
+    fn keys_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let s = &*self.shared;
+        let now = s.now();
+        let limit = limit.max(1);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        let mut cursor: Option<String> = after.map(str::to_owned);
+        loop {
+            let batch: Vec<(String, Option<i64>)> = s.read(|c| {
+                let (sql, from) = match &cursor {
+                    Some(k) if k.as_str() >= prefix => (schema::KEYS_AFTER, k.as_str()),
+                    _ => (schema::KEYS_FROM, prefix),
+                };
+                let mut st = c.prepare_cached(sql).map_err(|e| s.sql_err(e))?;
+                let rows = st
+                    .query_map(params![from, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(|e| s.sql_err(e))?;
+                rows.collect::<rusqlite::Result<_>>()
+                    .map_err(|e| s.sql_err(e))
+            })?;
+            let full = batch.len() == limit;
+            for (key, expire) in batch {
+                if !key.starts_with(prefix) {
+                    return Ok(out);
+                }
+                if s.live(expire, now) {
+                    out.push(key.clone());
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+                cursor = Some(key);
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn clear(&self) -> Result<u64> {
+        let s = &*self.shared;
+        let n = s.write(true, |w| s.exec(w, "DELETE FROM entries", []))?;
+        s.approx_size.store(0, Ordering::Relaxed);
+        Ok(n as u64)
+    }
+
+    fn expire(&self) -> Result<u64> {
+        self.shared.purge_expired()
+    }
+
+    fn evict_tag(&self, tag: &str) -> Result<u64> {
+        let s = &*self.shared;
+        Ok(s.write(true, |w| {
+            s.exec(w, "DELETE FROM entries WHERE tag = ?1", [tag])
+        })? as u64)
+    }
+
+    fn incr(&self, key: &str, delta: i64, default: i64) -> Result<i64> {
+        let s = &*self.shared;
+        let now = s.now();
+        s.write(true, |w| {
+            let row = self.get_row(&w.conn, key)?;
+            match row {
+                Some(r) if s.live(r.expire, now) => {
+                    let current = match (&r.file, &r.value) {
+                        (None, Some(v)) => crate::counter::decode(v),
+                        (None, None) => crate::counter::decode(&[]),
+                        _ => None,
+                    }
+                    .ok_or_else(|| Error::NotACounter {
+                        key: key.to_owned(),
+                    })?;
+                    let new = current
+                        .checked_add(delta)
+                        .ok_or_else(|| Error::CounterOverflow {
+                            key: key.to_owned(),
+                        })?;
+                    let bytes = crate::counter::encode(new);
+                    s.exec(
+                        w,
+                        schema::UPDATE_COUNTER,
+                        params![r.id, bytes, bytes.len() as i64, now],
+                    )?;
+                    Ok(new)
+                }
+                _ => {
+                    let new = default
+                        .checked_add(delta)
+                        .ok_or_else(|| Error::CounterOverflow {
+                            key: key.to_owned(),
+                        })?;
+                    let bytes = crate::counter::encode(new);
+                    self.upsert(w, key, Some(&bytes), None, bytes.len(), None, now, None)?;
+                    Ok(new)
+                }
+            }
+        })
+    }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            hits: self.shared.hits.load(Ordering::Relaxed),
+            misses: self.shared.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    fn reset_stats(&self) {
+        self.shared.hits.store(0, Ordering::Relaxed);
+        self.shared.misses.store(0, Ordering::Relaxed);
+    }
+
+    fn size(&self) -> Result<u64> {
+        let s = &*self.shared;
+        s.read(|c| s.totals(c)).map(|t| t.1)
+    }
+
+    fn volume(&self) -> Result<u64> {
+        let s = &*self.shared;
+        let files = s.read(|c| s.totals(c))?.2;
+        let mut db = 0;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = s.db_path.clone().into_os_string();
+            p.push(suffix);
+            db += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        }
+        Ok(db + files)
+    }
+
+    fn check(&self, fix: bool) -> Result<CheckReport> {
+        maintenance::check(&self.shared, fix)
+    }
+
+    fn begin(&self) -> Result<SqliteTx<'_>> {
+        let guard = self.shared.writer.lock();
+        SqliteTx::begin(&self.shared, guard)
+    }
+
+    fn try_lock(&self, name: &str, owner: &str, expire: Duration) -> Result<bool> {
+        let s = &*self.shared;
+        let now = s.now();
+        let until = now.saturating_add(micros(expire));
+        s.write(false, |w| {
+            Ok(s.exec(w, schema::LOCK, params![name, owner, until, now])? == 1)
+        })
+    }
+
+    fn unlock(&self, name: &str, owner: &str) -> Result<()> {
+        let s = &*self.shared;
+        s.write(false, |w| {
+            s.exec(w, schema::UNLOCK, params![name, owner]).map(|_| ())
+        })
+    }
+
+    fn maintain(&self) -> Result<()> {
+        let s = &*self.shared;
+        s.flush_recency()?;
+        s.purge_expired()?;
+        s.evict()?;
+        s.drain_discarded()?;
+        Ok(())
+    }
+}
+
+impl<P> Drop for Engine<P> {
+    fn drop(&mut self) {
+        if let Some(m) = self.maintenance.take() {
+            m.stop();
+        }
+        if let Err(e) = self.shared.flush_recency() {
+            tracing::warn!(error = %e, "flushing recency on close failed");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! On-disk format: tables, triggers and the statements run against them.
+//!
+//! One table of entries keyed by an integer rowid (so recency updates and evictions
+//! address rows cheaply) with a unique index on the key. Totals (count, bytes of values,
+//! bytes in files) are kept exact by triggers in the same transaction as every change,
+//! whichever program makes it; the triggers also queue the files of removed or replaced
+//! file-backed values in `discarded`, which the engine drains in the same transaction
+//! and unlinks after commit.
+
+/// Format identifier stored in `meta` under `format`.
+pub(crate) const FORMAT: &str = "sciqlop-cache/1";
+
+/// Name of the database file inside the store directory.
+pub(crate) const DB_FILE: &str = "sciqlop-cache.db";
+
+/// Creates a fresh database. Run inside a write transaction.
+pub(crate) const CREATE: &str = "
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE entries(
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    value BLOB,                       -- inline value; NULL when file-backed
+    file TEXT,                        -- value file relative to data/; NULL when inline
+    size INTEGER NOT NULL,            -- value length in bytes
+    expire INTEGER,                   -- unix microseconds; NULL = never
+    last_use INTEGER NOT NULL,        -- unix microseconds of the last write or read
+    tag TEXT
+);
+CREATE INDEX entries_expire ON entries(expire) WHERE expire IS NOT NULL;
+CREATE INDEX entries_tag ON entries(tag) WHERE tag IS NOT NULL;
+CREATE TABLE totals(
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    count INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    file_size INTEGER NOT NULL
+);
+INSERT INTO totals VALUES (0, 0, 0, 0);
+CREATE TABLE discarded(file TEXT NOT NULL);
+CREATE TABLE locks(name TEXT PRIMARY KEY, owner TEXT NOT NULL, expire INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TRIGGER entries_insert AFTER INSERT ON entries BEGIN
+    UPDATE totals SET count = count + 1, size = size + new.size,
+        file_size = file_size + iif(new.file IS NULL, 0, new.size) WHERE id = 0;
+END;
+CREATE TRIGGER entries_delete AFTER DELETE ON entries BEGIN
+    UPDATE totals SET count = count - 1, size = size - old.size,
+        file_size = file_size - iif(old.file IS NULL, 0, old.size) WHERE id = 0;
+    INSERT INTO discarded(file) SELECT old.file WHERE old.file IS NOT NULL;
+END;
+CREATE TRIGGER entries_update AFTER UPDATE OF size, file ON entries BEGIN
+    UPDATE totals SET size = size + new.size - old.size,
+        file_size = file_size + iif(new.file IS NULL, 0, new.size)
+                              - iif(old.file IS NULL, 0, old.size) WHERE id = 0;
+    INSERT INTO discarded(file) SELECT old.file
+        WHERE old.file IS NOT NULL AND old.file IS NOT new.file;
+END;
+";
+
+/// Index used to find least-recently-used entries; created when a bound is set.
+pub(crate) const CREATE_LRU_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_use, id)";
+
+pub(crate) const GET: &str = "SELECT id, value, file, size, expire FROM entries WHERE key = ?1";
+pub(crate) const CONTAINS: &str = "SELECT expire FROM entries WHERE key = ?1";
+pub(crate) const UPSERT: &str = "
+INSERT INTO entries(key, value, file, size, expire, last_use, tag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+ON CONFLICT(key) DO UPDATE SET value = excluded.value, file = excluded.file, size = excluded.size,
+    expire = excluded.expire, last_use = excluded.last_use, tag = excluded.tag";
+pub(crate) const DELETE: &str = "DELETE FROM entries WHERE key = ?1 RETURNING expire";
+pub(crate) const TOUCH: &str =
+    "UPDATE entries SET expire = ?2 WHERE key = ?1 AND (expire IS NULL OR expire > ?3)";
+pub(crate) const UPDATE_COUNTER: &str =
+    "UPDATE entries SET value = ?2, size = ?3, last_use = ?4 WHERE id = ?1";
+pub(crate) const TOTALS: &str = "SELECT count, size, file_size FROM totals WHERE id = 0";
+pub(crate) const COUNT_EXPIRED: &str = "SELECT count(*) FROM entries WHERE expire <= ?1";
+pub(crate) const KEYS_FROM: &str =
+    "SELECT key, expire FROM entries WHERE key >= ?1 ORDER BY key LIMIT ?2";
+pub(crate) const KEYS_AFTER: &str =
+    "SELECT key, expire FROM entries WHERE key > ?1 ORDER BY key LIMIT ?2";
+pub(crate) const PURGE_EXPIRED: &str =
+    "DELETE FROM entries WHERE id IN (SELECT id FROM entries WHERE expire <= ?1 LIMIT ?2)";
+pub(crate) const EVICT_LRU: &str = "DELETE FROM entries WHERE id IN
+    (SELECT id FROM entries ORDER BY last_use, id LIMIT ?1) RETURNING size";
+pub(crate) const TOUCH_USE: &str =
+    "UPDATE entries SET last_use = ?2 WHERE id = ?1 AND last_use < ?2";
+pub(crate) const DRAIN_DISCARDED: &str = "DELETE FROM discarded RETURNING file";
+pub(crate) const LOCK: &str = "
+INSERT INTO locks(name, owner, expire) VALUES (?1, ?2, ?3)
+ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, expire = excluded.expire
+WHERE locks.expire <= ?4";
+pub(crate) const UNLOCK: &str = "DELETE FROM locks WHERE name = ?1 AND owner = ?2";

@@ -1,0 +1,215 @@
+//! The error type of every fallible operation.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a cache operation.
+///
+/// Messages are written for the person reading a log: they say what was being done and
+/// with which path or key. Variants are `#[non_exhaustive]` so new failure modes can be
+/// added without breaking matches.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O error, with what was being done when it happened.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the cache was doing (e.g. "writing value file /x/data/ab/….val").
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An error reported by SQLite that has no more specific variant.
+    #[cfg(feature = "sqlite")]
+    #[error("database error in {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The path given to `open` exists and is not a directory.
+    #[error("cache path {0} exists and is not a directory")]
+    NotADirectory(PathBuf),
+
+    /// The directory cannot be written (read-only file system or missing permission).
+    #[error("cache directory {path} is not writable: {reason}")]
+    ReadOnly {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+
+    /// The database file exists but is not a sciqlop-cache database (another
+    /// application's SQLite file, garbage, or a newer format).
+    #[error("{path} is not a sciqlop-cache database: {reason}")]
+    NotACache {
+        /// The database file.
+        path: PathBuf,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// The directory holds a store of another kind (e.g. an `Index` opened as a `Cache`).
+    #[error("{path} holds a {found} store, not a {expected} store")]
+    WrongKind {
+        /// The directory.
+        path: PathBuf,
+        /// The kind that was asked for.
+        expected: &'static str,
+        /// The kind found on disk.
+        found: String,
+    },
+
+    /// The database is damaged.
+    #[error("database {path} is corrupt: {detail}")]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite reported.
+        detail: String,
+    },
+
+    /// The key is longer than the configured maximum.
+    #[error("key of {len} bytes is longer than the maximum of {max} bytes")]
+    KeyTooLong {
+        /// Length of the rejected key in bytes.
+        len: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+
+    /// The value is larger than the configured maximum.
+    #[error("value of {len} bytes is larger than the maximum of {max} bytes")]
+    ValueTooLarge {
+        /// Length of the rejected value in bytes.
+        len: u64,
+        /// The configured maximum.
+        max: u64,
+    },
+
+    /// An argument is out of its domain (e.g. an expiry too far in the future).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// `incr`/`decr` on a value that is not a counter.
+    #[error("value of key {key:?} is not a counter (counters are ASCII decimal i64)")]
+    NotACounter {
+        /// The key.
+        key: String,
+    },
+
+    /// `incr`/`decr` would overflow an i64.
+    #[error("counter {key:?} would overflow")]
+    CounterOverflow {
+        /// The key.
+        key: String,
+    },
+
+    /// The row of a file-backed value points at a file that is gone.
+    #[error("value file {path} of key {key:?} is missing (run check(true) to repair)")]
+    ValueFileMissing {
+        /// The key.
+        key: String,
+        /// The missing file.
+        path: PathBuf,
+    },
+
+    /// A file-backed value's file is shorter or longer than recorded.
+    #[error(
+        "value file {path} of key {key:?} has {actual} bytes, {expected} expected (run check(true) to repair)"
+    )]
+    ValueFileTruncated {
+        /// The key.
+        key: String,
+        /// The damaged file.
+        path: PathBuf,
+        /// Size recorded in the database.
+        expected: u64,
+        /// Size found on disk.
+        actual: u64,
+    },
+
+    /// A typed value could not be encoded.
+    #[error("cannot encode value for key {key:?}: {source}")]
+    Encode {
+        /// The key.
+        key: String,
+        /// The codec's error.
+        #[source]
+        source: postcard::Error,
+    },
+
+    /// A stored value could not be decoded as the requested type.
+    #[error("value of key {key:?} cannot be decoded as the requested type: {source}")]
+    Decode {
+        /// The key.
+        key: String,
+        /// The codec's error.
+        #[source]
+        source: postcard::Error,
+    },
+
+    /// `lock_timeout` gave up.
+    #[error("lock {name:?} not acquired within {waited:?}")]
+    LockTimeout {
+        /// The lock name.
+        name: String,
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
+
+    /// A key was used in a transaction of a fanout shard it does not belong to.
+    #[error(
+        "key {key:?} belongs to shard {key_shard}, not to shard {tx_shard} of this transaction"
+    )]
+    WrongShard {
+        /// The key.
+        key: String,
+        /// The shard the key routes to.
+        key_shard: u32,
+        /// The shard of the transaction.
+        tx_shard: u32,
+    },
+
+    /// A fanout directory was opened with another shard count than it was created with.
+    #[error("{path} was created with {on_disk} shards, {requested} requested")]
+    ShardCountMismatch {
+        /// The directory.
+        path: PathBuf,
+        /// The count recorded on disk.
+        on_disk: u32,
+        /// The count asked for.
+        requested: u32,
+    },
+
+    /// An error reported by a remote engine (the host of a WebAssembly guest).
+    #[error("{0}")]
+    Remote(String),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(source: std::io::Error) -> Self {
+        Error::Io {
+            context: "I/O error".to_owned(),
+            source,
+        }
+    }
+}
+
+impl Error {
+    /// Wraps an I/O error with a description of what was being done.
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

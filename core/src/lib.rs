@@ -1,0 +1,87 @@
+//! # sciqlop-cache
+//!
+//! A fast, persistent key-value cache on SQLite with hybrid storage: small values inline
+//! as SQLite blobs, large values in their own files. Expiry, tags, LRU eviction by size,
+//! atomic counters, transactions, cross-process locks, memoization and typed values;
+//! thread-safe and multi-process safe.
+//!
+//! ## Quickstart
+//!
+//! ```
+//! use sciqlop_cache::{Cache, Index, SetOptions};
+//! use std::time::Duration;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let cache = Cache::builder().max_size(1 << 30).open(dir.path().join("cache"))?;
+//! cache.set("sensor/temp", b"21.5")?;
+//! cache.set_with(
+//!     "session/abc",
+//!     b"token",
+//!     &SetOptions::new().expire(Duration::from_secs(3600)).tag("session"),
+//! )?;
+//! let v: Option<Vec<u8>> = cache.get("sensor/temp")?;
+//! assert_eq!(v.as_deref(), Some(&b"21.5"[..]));
+//!
+//! // Counters, readable with get as ASCII decimal.
+//! assert_eq!(cache.incr("page_views", 1, 0)?, 1);
+//! assert_eq!(cache.get("page_views")?.as_deref(), Some(&b"1"[..]));
+//!
+//! // All or nothing.
+//! cache.transact(|tx| {
+//!     tx.set("a", b"1")?;
+//!     tx.set("b", b"2")?;
+//!     Ok::<_, sciqlop_cache::Error>(())
+//! })?;
+//!
+//! // Typed values through serde.
+//! cache.set_value("point", &(1.5f64, 2.5f64))?;
+//! assert_eq!(cache.get_value::<(f64, f64)>("point")?, Some((1.5, 2.5)));
+//!
+//! // A bare key-value store without expiry/eviction/tags/stats.
+//! let index = Index::open(dir.path().join("index"))?;
+//! index.set("dataset/v2", b"metadata")?;
+//! # Ok::<(), sciqlop_cache::Error>(())
+//! ```
+//!
+//! ## Storage and guarantees
+//!
+//! - One directory per store: `sciqlop-cache.db` (SQLite, WAL mode) and `data/` for value
+//!   files (`data/<2 hex>/<30 hex>.val`, paths stored relative, so a moved directory
+//!   keeps working).
+//! - Values of at least [`DEFAULT_FILE_THRESHOLD`] bytes (configurable) live in files,
+//!   written to a temporary file and renamed into place inside the write transaction: a
+//!   reader never sees a partial value and a crash leaves at worst an orphan file, which
+//!   [`Store::check`]`(true)` removes.
+//! - Reads never write: LRU recency is buffered and flushed in batches by a background
+//!   thread, which also purges expired entries, evicts and checkpoints the WAL.
+//! - Count and size totals are maintained exactly by triggers, in the same transaction
+//!   as every change.
+//! - Limits: keys up to 4096 bytes of UTF-8 by default ([`Builder::max_key_len`]),
+//!   values up to 4 GiB by default ([`Builder::max_value_size`]).
+//! - Counters are ASCII decimal `i64` (see [`counter`]).
+//! - A value file that disappeared behind the store's back makes reads of that key fail
+//!   with [`Error::ValueFileMissing`] (never silently a miss); `check(true)` removes the
+//!   row.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod clock;
+pub mod counter;
+mod engine;
+mod error;
+pub mod fanout;
+mod options;
+mod policy;
+mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use options::{
+    Builder, CheckReport, DEFAULT_FILE_THRESHOLD, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE,
+    SetOptions, Stats,
+};
+pub use policy::{CacheKind, IndexKind, Policy};
+pub use store::{Cache, Index, Keys, Lock, Store};
+
+#[cfg(not(feature = "sqlite"))]
+compile_error!("sciqlop-cache needs an engine: enable the `sqlite` feature (default)");

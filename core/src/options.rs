@@ -1,0 +1,208 @@
+//! Per-write options and store configuration.
+
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::policy::Policy;
+use crate::{Result, Store};
+
+/// Options of one write: expiry and tag (Cache only).
+///
+/// ```
+/// use sciqlop_cache::SetOptions;
+/// use std::time::Duration;
+/// let opts = SetOptions::new().expire(Duration::from_secs(3600)).tag("session");
+/// assert_eq!(opts.tag_name(), Some("session"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetOptions {
+    pub(crate) expire: Option<Duration>,
+    pub(crate) tag: Option<String>,
+}
+
+impl SetOptions {
+    /// No expiry, no tag.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The entry expires `after` this long from the write (sub-second precision is kept;
+    /// a zero duration makes the entry expire at once).
+    #[must_use]
+    pub fn expire(mut self, after: Duration) -> Self {
+        self.expire = Some(after);
+        self
+    }
+
+    /// Tags the entry, for bulk removal with `evict_tag`.
+    #[must_use]
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
+    }
+
+    /// The expiry set, if any.
+    pub fn expire_after(&self) -> Option<Duration> {
+        self.expire
+    }
+
+    /// The tag set, if any.
+    pub fn tag_name(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+}
+
+/// Default size from which values are stored in their own file instead of inline.
+pub const DEFAULT_FILE_THRESHOLD: usize = 8 * 1024;
+/// Default longest key, in bytes.
+pub const DEFAULT_MAX_KEY_LEN: usize = 4096;
+/// Default largest value, in bytes.
+pub const DEFAULT_MAX_VALUE_SIZE: u64 = 1 << 32;
+/// Largest value SQLite can hold inline; the file threshold is capped below it.
+pub const MAX_INLINE: usize = 512 * 1024 * 1024;
+
+/// Store configuration, built with [`Builder`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) max_size: u64,
+    pub(crate) file_threshold: usize,
+    pub(crate) max_key_len: usize,
+    pub(crate) max_value_size: u64,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) maintenance_interval: Duration,
+    pub(crate) sync_files: bool,
+    pub(crate) evict_to: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_size: 0,
+            file_threshold: DEFAULT_FILE_THRESHOLD,
+            max_key_len: DEFAULT_MAX_KEY_LEN,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            clock: Arc::new(SystemClock),
+            maintenance_interval: Duration::from_secs(1),
+            sync_files: false,
+            evict_to: 0.9,
+        }
+    }
+}
+
+/// Builder of a [`Store`] (`Cache::builder()` / `Index::builder()`).
+///
+/// ```
+/// use sciqlop_cache::Cache;
+/// let dir = tempfile::tempdir()?;
+/// let cache = Cache::builder().max_size(1 << 30).file_threshold(64 * 1024).open(dir.path())?;
+/// # Ok::<(), sciqlop_cache::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder<P> {
+    pub(crate) config: Config,
+    _kind: PhantomData<P>,
+}
+
+impl<P: Policy> Default for Builder<P> {
+    fn default() -> Self {
+        Builder {
+            config: Config::default(),
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<P: Policy> Builder<P> {
+    /// Bounds the bytes of stored values; least-recently-used entries are evicted in the
+    /// background when it is exceeded (down to 90 % of the bound). `0` means unbounded.
+    /// Ignored by `Index`.
+    #[must_use]
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.config.max_size = bytes;
+        self
+    }
+
+    /// Values of at least this many bytes are stored in their own file (default 8 KiB).
+    #[must_use]
+    pub fn file_threshold(mut self, bytes: usize) -> Self {
+        self.config.file_threshold = bytes.min(MAX_INLINE);
+        self
+    }
+
+    /// Longest accepted key in bytes (default 4096).
+    #[must_use]
+    pub fn max_key_len(mut self, bytes: usize) -> Self {
+        self.config.max_key_len = bytes;
+        self
+    }
+
+    /// Largest accepted value in bytes (default 4 GiB).
+    #[must_use]
+    pub fn max_value_size(mut self, bytes: u64) -> Self {
+        self.config.max_value_size = bytes;
+        self
+    }
+
+    /// Replaces the wall clock (for tests: see [`ManualClock`](crate::ManualClock)).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.config.clock = clock;
+        self
+    }
+
+    /// How often the background thread flushes recency updates, purges expired entries,
+    /// evicts and checkpoints the WAL (default 1 s). `Duration::ZERO` disables the
+    /// thread: call [`Store::maintain`] yourself, or rely on the inline fallback that
+    /// runs when a write notices the size bound is exceeded.
+    #[must_use]
+    pub fn maintenance_interval(mut self, every: Duration) -> Self {
+        self.config.maintenance_interval = every;
+        self
+    }
+
+    /// Calls `fsync` on each value file before its row commits (default off). Off, the
+    /// store is safe against process crashes; on, also against power loss, at the cost
+    /// of a disk flush per file-backed write.
+    #[must_use]
+    pub fn sync_files(mut self, on: bool) -> Self {
+        self.config.sync_files = on;
+        self
+    }
+
+    /// Opens (creating if needed) the store in directory `path`.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store<P>> {
+        Store::open_with(path.as_ref(), self.config)
+    }
+}
+
+/// Hit and miss counts of this instance since it was opened or last reset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Reads that found a live entry.
+    pub hits: u64,
+    /// Reads that found nothing (or an expired entry).
+    pub misses: u64,
+}
+
+/// What [`Store::check`] found (and, with `fix`, repaired).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// Nothing wrong was found (after fixing, when `fix` was asked: the state is ok now).
+    pub ok: bool,
+    /// Value files without a row (left by a crash or an interrupted write).
+    pub orphaned_files: u64,
+    /// Rows whose value file is missing or has the wrong size.
+    pub dangling_rows: u64,
+    /// Inline rows whose recorded size differs from the value's length.
+    pub size_mismatches: u64,
+    /// The maintained count/size totals matched the rows.
+    pub counters_consistent: bool,
+    /// SQLite's own `quick_check` passed.
+    pub sqlite_integrity_ok: bool,
+    /// Repairs were made.
+    pub fixed: bool,
+}

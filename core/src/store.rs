@@ -1,0 +1,634 @@
+//! The public store API, written once over the engine contract.
+
+use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::engine::{Backend, Engine, TxGuard};
+use crate::options::{Builder, CheckReport, Config, SetOptions, Stats};
+use crate::policy::{CacheKind, IndexKind, Policy};
+use crate::{Error, Result};
+
+/// A persistent key-value store in one directory; [`Cache`] and [`Index`] are its two
+/// kinds.
+///
+/// Keys are UTF-8 strings of at most [`max_key_len`](Builder::max_key_len) bytes (4096 by
+/// default; the empty key is allowed); values are bytes of at most
+/// [`max_value_size`](Builder::max_value_size) (4 GiB by default). Values below the file
+/// threshold (8 KiB) are stored inline in SQLite, larger ones in their own file.
+///
+/// A store is `Send + Sync`: share it by reference or in an `Arc`. Several processes may
+/// open the same directory at once.
+pub struct Store<P: Policy> {
+    engine: Engine<P>,
+    max_key_len: usize,
+    max_value_size: u64,
+    /// Set on the stores of a fanout: keys must route to this shard.
+    shard: Option<(u32, u32)>,
+    /// Keys being computed by `get_or_set_with` in this process.
+    inflight: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    _kind: PhantomData<P>,
+}
+
+/// Full-featured cache: expiry, tags, LRU eviction by size, hit/miss statistics.
+///
+/// ```
+/// use sciqlop_cache::{Cache, SetOptions};
+/// use std::time::Duration;
+/// let dir = tempfile::tempdir()?;
+/// let cache = Cache::open(dir.path())?;
+/// cache.set("sensor/temp", b"21.5")?;
+/// cache.set_with("session/abc", b"token", &SetOptions::new().expire(Duration::from_secs(3600)).tag("session"))?;
+/// assert_eq!(cache.get("sensor/temp")?.as_deref(), Some(&b"21.5"[..]));
+/// assert_eq!(cache.evict_tag("session")?, 1);
+/// # Ok::<(), sciqlop_cache::Error>(())
+/// ```
+pub type Cache = Store<CacheKind>;
+
+/// Bare persistent key-value store: no expiry, eviction, tags or statistics overhead.
+///
+/// ```
+/// use sciqlop_cache::Index;
+/// let dir = tempfile::tempdir()?;
+/// let index = Index::open(dir.path())?;
+/// index.set("dataset/v2", b"metadata")?;
+/// assert!(index.contains("dataset/v2")?);
+/// # Ok::<(), sciqlop_cache::Error>(())
+/// ```
+pub type Index = Store<IndexKind>;
+
+impl<P: Policy> std::fmt::Debug for Store<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("kind", &P::NAME)
+            .field("path", &self.engine.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Policy> Store<P> {
+    /// Opens (creating if needed) the store in directory `path` with default settings.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::builder().open(path)
+    }
+
+    /// A builder to configure the store before opening it.
+    pub fn builder() -> Builder<P> {
+        Builder::default()
+    }
+
+    pub(crate) fn open_with(path: &Path, config: Config) -> Result<Self> {
+        let (max_key_len, max_value_size) = (config.max_key_len, config.max_value_size);
+        Ok(Store {
+            engine: Engine::open(path, config)?,
+            max_key_len,
+            max_value_size,
+            shard: None,
+            inflight: Mutex::new(HashMap::new()),
+            _kind: PhantomData,
+        })
+    }
+
+    /// Marks this store as shard `index` of `count`: keys routing elsewhere are refused.
+    pub(crate) fn set_shard(&mut self, index: u32, count: u32) {
+        self.shard = Some((index, count));
+    }
+
+    /// The directory of the store.
+    pub fn path(&self) -> &Path {
+        self.engine.path()
+    }
+
+    fn check_key(&self, key: &str) -> Result<()> {
+        if key.len() > self.max_key_len {
+            return Err(Error::KeyTooLong {
+                len: key.len(),
+                max: self.max_key_len,
+            });
+        }
+        if let Some((index, count)) = self.shard {
+            let key_shard = crate::fanout::shard_of(key, count);
+            if key_shard != index {
+                return Err(Error::WrongShard {
+                    key: key.to_owned(),
+                    key_shard,
+                    tx_shard: index,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, value: &[u8]) -> Result<()> {
+        if value.len() as u64 > self.max_value_size {
+            return Err(Error::ValueTooLarge {
+                len: value.len() as u64,
+                max: self.max_value_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// The value of `key`, or `None` if absent or expired.
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.get_with(key, <[u8]>::to_vec)
+    }
+
+    /// Calls `f` with the value of `key` without copying it out of the database when it
+    /// is stored inline; returns what `f` returns, or `None` on a miss.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.set("k", b"hello")?;
+    /// assert_eq!(cache.get_with("k", |v| v.len())?, Some(5));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    pub fn get_with<R>(&self, key: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        self.check_key(key)?;
+        self.engine.get_with(key, f)
+    }
+
+    /// Stores `value` under `key`, replacing any previous value (and its expiry and tag).
+    pub fn set(&self, key: &str, value: impl AsRef<[u8]>) -> Result<()> {
+        self.set_opts(key, value.as_ref(), &SetOptions::default())
+    }
+
+    fn set_opts(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<()> {
+        self.check_key(key)?;
+        self.check_value(value)?;
+        self.engine.set(key, value, opts)
+    }
+
+    fn add_opts(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<bool> {
+        self.check_key(key)?;
+        self.check_value(value)?;
+        self.engine.add(key, value, opts)
+    }
+
+    /// Stores `value` only if `key` is absent (an expired entry counts as absent).
+    /// Atomic across threads and processes; returns whether it stored.
+    pub fn add(&self, key: &str, value: impl AsRef<[u8]>) -> Result<bool> {
+        self.add_opts(key, value.as_ref(), &SetOptions::default())
+    }
+
+    /// Removes `key`; returns whether a live entry was removed.
+    pub fn delete(&self, key: &str) -> Result<bool> {
+        self.check_key(key)?;
+        self.engine.delete(key)
+    }
+
+    /// Removes `key` and returns its value, atomically.
+    pub fn pop(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.check_key(key)?;
+        self.engine.pop(key)
+    }
+
+    /// Whether `key` holds a live entry.
+    pub fn contains(&self, key: &str) -> Result<bool> {
+        self.check_key(key)?;
+        self.engine.contains(key)
+    }
+
+    /// Number of live entries (exact; no table scan).
+    pub fn len(&self) -> Result<u64> {
+        self.engine.len()
+    }
+
+    /// Whether the store holds no live entry.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Iterates over all live keys in byte order, a page at a time (no lock is held
+    /// between pages: keys written meanwhile may or may not appear).
+    pub fn keys(&self) -> Keys<'_, P> {
+        self.keys_with_prefix("")
+    }
+
+    /// Iterates over the live keys that start with `prefix`, in byte order.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// for k in ["a/1", "a/2", "b/1"] { cache.set(k, b"")?; }
+    /// let keys: Vec<String> = cache.keys_with_prefix("a/").collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, ["a/1", "a/2"]);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    pub fn keys_with_prefix(&self, prefix: &str) -> Keys<'_, P> {
+        Keys {
+            store: self,
+            prefix: prefix.to_owned(),
+            after: None,
+            buf: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// One page of at most `limit` live keys starting with `prefix`, strictly after
+    /// `after` (a cursor: the last key of the previous page).
+    pub fn keys_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        self.engine.keys_page(prefix, after, limit)
+    }
+
+    /// Removes every entry; returns how many were removed.
+    pub fn clear(&self) -> Result<u64> {
+        self.engine.clear()
+    }
+
+    /// Adds `delta` to the counter at `key` (created as `default + delta` when absent or
+    /// expired) and returns the new value. Atomic across threads and processes. Counters
+    /// are stored as ASCII decimal (see [`counter`](crate::counter)), keep their expiry
+    /// and tag, and `incr` on any other value is [`Error::NotACounter`].
+    pub fn incr(&self, key: &str, delta: i64, default: i64) -> Result<i64> {
+        self.check_key(key)?;
+        self.engine.incr(key, delta, default)
+    }
+
+    /// Subtracts `delta` from the counter at `key`; see [`incr`](Self::incr).
+    pub fn decr(&self, key: &str, delta: i64, default: i64) -> Result<i64> {
+        let delta = delta.checked_neg().ok_or_else(|| Error::CounterOverflow {
+            key: key.to_owned(),
+        })?;
+        self.incr(key, delta, default)
+    }
+
+    /// The counter at `key`, or `None` when absent; [`Error::NotACounter`] when the value
+    /// is not a counter.
+    pub fn get_counter(&self, key: &str) -> Result<Option<i64>> {
+        match self.get_with(key, crate::counter::decode)? {
+            None => Ok(None),
+            Some(Some(v)) => Ok(Some(v)),
+            Some(None) => Err(Error::NotACounter {
+                key: key.to_owned(),
+            }),
+        }
+    }
+
+    /// Bytes of stored values (expired entries count until purged).
+    pub fn size(&self) -> Result<u64> {
+        self.engine.size()
+    }
+
+    /// Bytes on disk: the database, its WAL and shared-memory files, and value files.
+    pub fn volume(&self) -> Result<u64> {
+        self.engine.volume()
+    }
+
+    /// Verifies the store: SQLite integrity, value files without rows, rows without
+    /// (intact) files, recorded sizes, maintained totals. With `fix`, repairs what it
+    /// found (rows whose file is lost are removed).
+    pub fn check(&self, fix: bool) -> Result<CheckReport> {
+        self.engine.check(fix)
+    }
+
+    /// Runs `f` in a transaction: everything it does on this store from this thread
+    /// commits together, or not at all when `f` returns `Err` or panics. The closure's
+    /// argument is the store itself; nested `transact` calls join the outer transaction
+    /// (an inner `Err` rolls back only the inner part). Other threads and processes see
+    /// nothing until the commit, and their writes wait for it.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.set("balance", b"100")?;
+    /// let r: Result<(), sciqlop_cache::Error> = cache.transact(|tx| {
+    ///     tx.decr("balance", 30, 0)?;
+    ///     tx.set("log", b"withdrew 30")?;
+    ///     Ok(())
+    /// });
+    /// r?;
+    /// assert_eq!(cache.get_counter("balance")?, Some(70));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    pub fn transact<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self.engine.begin()?;
+        let out = f(self)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Takes the cross-process lock `name`, waiting as long as it takes. The lock expires
+    /// after `expire` even if its holder crashed; it is released when the guard drops.
+    pub fn lock(&self, name: &str, expire: Duration) -> Result<Lock<'_, P>> {
+        self.lock_timeout(name, expire, Duration::MAX)
+    }
+
+    /// Takes the lock `name` if it is free.
+    pub fn try_lock(&self, name: &str, expire: Duration) -> Result<Option<Lock<'_, P>>> {
+        let owner = format!("{:032x}", random_u128());
+        if self.engine.try_lock(name, &owner, expire)? {
+            Ok(Some(Lock {
+                store: self,
+                name: name.to_owned(),
+                owner,
+                released: false,
+            }))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Takes the lock `name`, waiting at most `timeout` ([`Error::LockTimeout`]).
+    pub fn lock_timeout(
+        &self,
+        name: &str,
+        expire: Duration,
+        timeout: Duration,
+    ) -> Result<Lock<'_, P>> {
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(100);
+        loop {
+            if let Some(lock) = self.try_lock(name, expire)? {
+                return Ok(lock);
+            }
+            let waited = start.elapsed();
+            if waited >= timeout {
+                return Err(Error::LockTimeout {
+                    name: name.to_owned(),
+                    waited,
+                });
+            }
+            std::thread::sleep(pause.min(timeout - waited));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Stores a serde value (postcard encoding: compact, stable, documented).
+    pub fn set_value<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
+        self.set(key, encode(key, value)?)
+    }
+
+    /// Reads a serde value; [`Error::Decode`] when the stored bytes are not a `T`.
+    pub fn get_value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.get_with(key, |b| postcard::from_bytes::<T>(b))?
+            .transpose()
+            .map_err(|source| Error::Decode {
+                key: key.to_owned(),
+                source,
+            })
+    }
+
+    /// Runs the upkeep the background thread does, now: flushes buffered recency
+    /// updates, purges expired entries, evicts down to the size bound, deletes queued
+    /// value files.
+    pub fn maintain(&self) -> Result<()> {
+        self.engine.maintain()
+    }
+
+    /// Computes-once helper shared by the memoize methods: concurrent misses of one key
+    /// in this process wait for the first computation instead of repeating it.
+    fn single_flight<T, E: From<Error>>(
+        &self,
+        key: &str,
+        lookup: impl Fn() -> Result<Option<T>, E>,
+        compute: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        if let Some(v) = lookup()? {
+            return Ok(v);
+        }
+        let slot = self
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.to_owned())
+            .or_default()
+            .clone();
+        let out = {
+            let _turn = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            match lookup()? {
+                Some(v) => Ok(v),
+                None => compute(),
+            }
+        };
+        let mut map = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+        if Arc::strong_count(&slot) == 2 {
+            map.remove(key);
+        }
+        out
+    }
+}
+
+fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>> {
+    postcard::to_allocvec(value).map_err(|source| Error::Encode {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+fn random_u128() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS; mixing in time and a counter makes owners unique.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u32(std::process::id());
+    let a = h.finish();
+    h.write_u64(a);
+    (u128::from(a) << 64) | u128::from(h.finish())
+}
+
+impl Store<CacheKind> {
+    /// Stores `value` with options: expiry and/or tag.
+    pub fn set_with(&self, key: &str, value: impl AsRef<[u8]>, opts: &SetOptions) -> Result<()> {
+        self.set_opts(key, value.as_ref(), opts)
+    }
+
+    /// [`add`](Store::add) with options.
+    pub fn add_with(&self, key: &str, value: impl AsRef<[u8]>, opts: &SetOptions) -> Result<bool> {
+        self.add_opts(key, value.as_ref(), opts)
+    }
+
+    /// Stores a serde value with options.
+    pub fn set_value_with<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        opts: &SetOptions,
+    ) -> Result<()> {
+        self.set_with(key, encode(key, value)?, opts)
+    }
+
+    /// Gives a live entry a new expiry (`None`: never); returns whether the key was live.
+    pub fn touch(&self, key: &str, expire: Option<Duration>) -> Result<bool> {
+        self.check_key(key)?;
+        self.engine.touch(key, expire)
+    }
+
+    /// Removes every expired entry now; returns how many.
+    pub fn expire(&self) -> Result<u64> {
+        self.engine.expire()
+    }
+
+    /// Removes every entry tagged `tag`; returns how many.
+    pub fn evict_tag(&self, tag: &str) -> Result<u64> {
+        self.engine.evict_tag(tag)
+    }
+
+    /// Hits and misses of reads through this instance.
+    pub fn stats(&self) -> Stats {
+        self.engine.stats()
+    }
+
+    /// Resets hits and misses to zero.
+    pub fn reset_stats(&self) {
+        self.engine.reset_stats();
+    }
+
+    /// Returns the value of `key`, computing and storing it with `opts` on a miss.
+    /// Concurrent misses in this process compute once.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// use sciqlop_cache::SetOptions;
+    /// let v = cache.get_or_set_with("answer", &SetOptions::new(), || {
+    ///     Ok::<_, sciqlop_cache::Error>(b"42".to_vec())
+    /// })?;
+    /// assert_eq!(v, b"42");
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    pub fn get_or_set_with<E: From<Error>>(
+        &self,
+        key: &str,
+        opts: &SetOptions,
+        compute: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Vec<u8>, E> {
+        self.single_flight(
+            key,
+            || self.get(key).map_err(E::from),
+            || {
+                let v = compute()?;
+                self.set_with(key, &v, opts)?;
+                Ok(v)
+            },
+        )
+    }
+
+    /// Typed [`get_or_set_with`](Self::get_or_set_with): values go through serde.
+    pub fn get_or_set_value_with<T: Serialize + DeserializeOwned, E: From<Error>>(
+        &self,
+        key: &str,
+        opts: &SetOptions,
+        compute: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.single_flight(
+            key,
+            || self.get_value::<T>(key).map_err(E::from),
+            || {
+                let v = compute()?;
+                self.set_value_with(key, &v, opts)?;
+                Ok(v)
+            },
+        )
+    }
+}
+
+impl Store<IndexKind> {
+    /// Returns the value of `key`, computing and storing it on a miss (once per process
+    /// for concurrent misses).
+    pub fn get_or_set_with<E: From<Error>>(
+        &self,
+        key: &str,
+        compute: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Vec<u8>, E> {
+        self.single_flight(
+            key,
+            || self.get(key).map_err(E::from),
+            || {
+                let v = compute()?;
+                self.set(key, &v)?;
+                Ok(v)
+            },
+        )
+    }
+}
+
+/// Iterator over live keys, fetched a page at a time. Items are `Result<String>`.
+pub struct Keys<'a, P: Policy> {
+    store: &'a Store<P>,
+    prefix: String,
+    after: Option<String>,
+    buf: VecDeque<String>,
+    done: bool,
+}
+
+impl<P: Policy> Iterator for Keys<'_, P> {
+    type Item = Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        const PAGE: usize = 256;
+        if self.buf.is_empty() && !self.done {
+            match self
+                .store
+                .keys_page(&self.prefix, self.after.as_deref(), PAGE)
+            {
+                Ok(page) => {
+                    self.done = page.len() < PAGE;
+                    self.after = page.last().cloned();
+                    self.buf.extend(page);
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        self.buf.pop_front().map(Ok)
+    }
+}
+
+/// A held cross-process lock; released on drop (or explicitly with
+/// [`release`](Lock::release) to see errors).
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct Lock<'a, P: Policy> {
+    store: &'a Store<P>,
+    name: String,
+    owner: String,
+    released: bool,
+}
+
+impl<P: Policy> Lock<'_, P> {
+    /// The lock's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Releases the lock now.
+    pub fn release(mut self) -> Result<()> {
+        self.released = true;
+        self.store.engine.unlock(&self.name, &self.owner)
+    }
+}
+
+impl<P: Policy> Drop for Lock<'_, P> {
+    fn drop(&mut self) {
+        if !self.released
+            && let Err(e) = self.store.engine.unlock(&self.name, &self.owner)
+        {
+            tracing::warn!(lock = %self.name, error = %e, "releasing lock failed; it will expire");
+        }
+    }
+}
+
+impl<P: Policy> std::fmt::Debug for Lock<'_, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lock")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
