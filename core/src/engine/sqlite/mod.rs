@@ -288,25 +288,28 @@ impl Shared {
         let target = (max as f64 * self.config.evict_to) as u64;
         let mut evicted = 0;
         loop {
+            // One short transaction per batch of victims so writers never wait long.
             let (n, size) = self.write(true, |w| {
-                let before = w.conn.total_changes();
-                let n = {
+                let mut size = self.totals(&w.conn)?.1;
+                let victims: Vec<(i64, i64)> = {
                     let mut st = w
                         .conn
-                        .prepare_cached(schema::EVICT_LRU)
+                        .prepare_cached(schema::LRU_VICTIMS)
                         .map_err(|e| self.sql_err(e))?;
-                    let rows = st
-                        .query_map([BATCH], |r| r.get::<_, i64>(0))
-                        .map_err(|e| self.sql_err(e))?;
-                    let mut n = 0u64;
-                    for r in rows {
-                        r.map_err(|e| self.sql_err(e))?;
-                        n += 1;
-                    }
-                    n
+                    st.query_map([BATCH], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .and_then(|rows| rows.collect())
+                        .map_err(|e| self.sql_err(e))?
                 };
-                w.note_discards(before, n);
-                Ok((n, self.totals(&w.conn)?.1))
+                let mut n = 0u64;
+                for (id, bytes) in victims {
+                    if size <= target {
+                        break;
+                    }
+                    self.exec(w, schema::DELETE_ID, [id])?;
+                    size = size.saturating_sub(bytes.max(0) as u64);
+                    n += 1;
+                }
+                Ok((n, size))
             })?;
             evicted += n;
             self.approx_size.store(size as i64, Ordering::Relaxed);
@@ -953,7 +956,7 @@ impl<P: Policy> Backend for Engine<P> {
             } else {
                 Some(row.value.unwrap_or_default())
             };
-            s.exec(w, "DELETE FROM entries WHERE id = ?1", [row.id])?;
+            s.exec(w, schema::DELETE_ID, [row.id])?;
             Ok(value)
         })?;
         s.note_hit(out.is_some());

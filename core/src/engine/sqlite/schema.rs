@@ -78,8 +78,8 @@ pub(crate) const KEYS_AFTER: &str =
     "SELECT key, expire FROM entries WHERE key > ?1 ORDER BY key LIMIT ?2";
 pub(crate) const PURGE_EXPIRED: &str =
     "DELETE FROM entries WHERE id IN (SELECT id FROM entries WHERE expire <= ?1 LIMIT ?2)";
-pub(crate) const EVICT_LRU: &str = "DELETE FROM entries WHERE id IN
-    (SELECT id FROM entries ORDER BY last_use, id LIMIT ?1) RETURNING size";
+pub(crate) const LRU_VICTIMS: &str = "SELECT id, size FROM entries ORDER BY last_use, id LIMIT ?1";
+pub(crate) const DELETE_ID: &str = "DELETE FROM entries WHERE id = ?1";
 pub(crate) const TOUCH_USE: &str =
     "UPDATE entries SET last_use = ?2 WHERE id = ?1 AND last_use < ?2";
 pub(crate) const DRAIN_DISCARDED: &str = "DELETE FROM discarded RETURNING file";
