@@ -76,6 +76,7 @@ mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
+pub use fanout::{Fanout, FanoutBuilder, FanoutCache, FanoutIndex, FanoutKeys};
 pub use options::{
     Builder, CheckReport, DEFAULT_FILE_THRESHOLD, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE,
     SetOptions, Stats,

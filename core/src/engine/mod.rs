@@ -17,6 +17,9 @@ pub(crate) mod sqlite;
 #[cfg(feature = "sqlite")]
 pub(crate) use sqlite::Engine;
 
+/// Name of the database file inside a store directory.
+pub(crate) const DB_FILE: &str = "sciqlop-cache.db";
+
 /// One open transaction level; dropping it without `commit` rolls it back.
 pub(crate) trait TxGuard {
     /// Commits this level (the outermost level commits to the database).

@@ -11,7 +11,7 @@
 pub(crate) const FORMAT: &str = "sciqlop-cache/1";
 
 /// Name of the database file inside the store directory.
-pub(crate) const DB_FILE: &str = "sciqlop-cache.db";
+pub(crate) const DB_FILE: &str = crate::engine::DB_FILE;
 
 /// Creates a fresh database. Run inside a write transaction.
 pub(crate) const CREATE: &str = "
