@@ -112,7 +112,9 @@ fn bench_index(entries: usize, value: &[u8]) {
         })
         .expect("fill");
     let mut r = rng(7);
-    let s = time_each(20_000, |i| index.set(&format!("new/{i:08}"), value).expect("set"));
+    let s = time_each(20_000, |i| {
+        index.set(&format!("new/{i:08}"), value).expect("set")
+    });
     row("index", "set", entries, &s);
     let s = time_each(100_000, |_| {
         let k = format!("key/{:08}", r() as usize % entries);
@@ -178,7 +180,9 @@ fn bench_large() {
     let cache = Cache::open(dir.path()).expect("open");
     let value: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
     let n = 200;
-    let s = time_each(n, |i| cache.set(&format!("big/{}", i % 50), &value).expect("set"));
+    let s = time_each(n, |i| {
+        cache.set(&format!("big/{}", i % 50), &value).expect("set")
+    });
     row("cache", "set-1MB", 50, &s);
     let s = time_each(n * 5, |i| {
         black_box(cache.get(&format!("big/{}", i % 50)).expect("get"));

@@ -13,11 +13,12 @@
 //! let cache = FanoutCache::builder().shards(4).max_size(1 << 30).open(dir.path())?;
 //! cache.set("key", b"value")?;
 //! assert_eq!(cache.get("key")?.as_deref(), Some(&b"value"[..]));
-//! // A transaction runs on the shard of its key; other keys of that shard may join.
-//! cache.transact("key", |tx| {
-//!     let n = tx.incr("key/count", 1, 0)?;
-//!     Ok::<_, sciqlop_cache::Error>(n)
+//! // A transaction runs on the shard of its key.
+//! cache.transact("counter", |tx| {
+//!     let n = tx.incr("counter", 1, 0)?;
+//!     tx.incr("counter", n, 0)
 //! })?;
+//! assert_eq!(cache.get_counter("counter")?, Some(2));
 //! # Ok::<(), sciqlop_cache::Error>(())
 //! ```
 

@@ -119,11 +119,11 @@ pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
         {
             let mut st = w
                 .conn
-                .prepare("SELECT id, file, size, length(value) FROM entries")
+                .prepare("SELECT key, file, size, length(value) FROM entries")
                 .map_err(err)?;
             let mut rows = st.query([]).map_err(err)?;
             while let Some(r) = rows.next().map_err(err)? {
-                let id: i64 = r.get(0).map_err(err)?;
+                let id: String = r.get(0).map_err(err)?;
                 let file: Option<String> = r.get(1).map_err(err)?;
                 let recorded: i64 = r.get(2).map_err(err)?;
                 count += 1;
@@ -159,13 +159,13 @@ pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
 
         if fix {
             for id in &dangling {
-                shared.exec(w, "DELETE FROM entries WHERE id = ?1", [id])?;
+                shared.exec(w, super::schema::DELETE_KEY, [id])?;
             }
             for (id, actual) in &resize {
                 shared.exec(
                     w,
-                    "UPDATE entries SET size = ?2 WHERE id = ?1",
-                    [id, actual],
+                    "UPDATE entries SET size = ?2 WHERE key = ?1",
+                    rusqlite::params![id, actual],
                 )?;
             }
             if !report.counters_consistent {

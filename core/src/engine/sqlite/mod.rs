@@ -15,6 +15,7 @@ mod maintenance;
 mod schema;
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,7 +62,8 @@ pub(crate) struct Shared {
     /// Token of the thread inside a transaction, 0 when none.
     tx_owner: AtomicU64,
     readers: Box<[Mutex<Option<Connection>>]>,
-    recency: Mutex<Vec<(i64, i64)>>,
+    /// Buffered LRU recency: key → time of its last read.
+    recency: Mutex<HashMap<String, i64>>,
     hits: AtomicU64,
     misses: AtomicU64,
     /// Wakes the maintenance thread.
@@ -212,10 +214,15 @@ impl Shared {
         }
     }
 
-    fn note_use(&self, id: i64, now: i64) {
+    fn note_use(&self, key: &str, now: i64) {
         if self.lru && self.config.max_size > 0 {
             let mut buf = self.recency.lock();
-            buf.push((id, now));
+            match buf.get_mut(key) {
+                Some(t) => *t = now,
+                None => {
+                    buf.insert(key.to_owned(), now);
+                }
+            }
             if buf.len() == RECENCY_FLUSH_AT {
                 drop(buf);
                 self.wake_maintenance();
@@ -236,28 +243,21 @@ impl Shared {
 
     /// Writes the buffered recency updates.
     pub(crate) fn flush_recency(&self) -> Result<()> {
-        let mut batch = std::mem::take(&mut *self.recency.lock());
+        let batch = std::mem::take(&mut *self.recency.lock());
         if batch.is_empty() {
             return Ok(());
         }
+        let mut batch: Vec<(String, i64)> = batch.into_iter().collect();
+        // Key order: neighbouring updates touch neighbouring pages.
         batch.sort_unstable();
-        batch.dedup_by(|later, earlier| {
-            // Sorted by (id, time): keep the last (latest) time of each id.
-            if later.0 == earlier.0 {
-                earlier.1 = later.1;
-                true
-            } else {
-                false
-            }
-        });
         for chunk in batch.chunks(BATCH as usize * 4) {
             self.write(true, |w| {
                 let mut st = w
                     .conn
                     .prepare_cached(schema::TOUCH_USE)
                     .map_err(|e| self.sql_err(e))?;
-                for &(id, t) in chunk {
-                    st.execute(params![id, t]).map_err(|e| self.sql_err(e))?;
+                for (key, t) in chunk {
+                    st.execute(params![key, t]).map_err(|e| self.sql_err(e))?;
                 }
                 Ok(())
             })?;
@@ -291,7 +291,7 @@ impl Shared {
             // One short transaction per batch of victims so writers never wait long.
             let (n, size) = self.write(true, |w| {
                 let mut size = self.totals(&w.conn)?.1;
-                let victims: Vec<(i64, i64)> = {
+                let victims: Vec<(String, i64)> = {
                     let mut st = w
                         .conn
                         .prepare_cached(schema::LRU_VICTIMS)
@@ -301,11 +301,11 @@ impl Shared {
                         .map_err(|e| self.sql_err(e))?
                 };
                 let mut n = 0u64;
-                for (id, bytes) in victims {
+                for (key, bytes) in victims {
                     if size <= target {
                         break;
                     }
-                    self.exec(w, schema::DELETE_ID, [id])?;
+                    self.exec(w, schema::DELETE_KEY, [key])?;
                     size = size.saturating_sub(bytes.max(0) as u64);
                     n += 1;
                 }
@@ -609,11 +609,10 @@ impl<P: Policy> Engine<P> {
             .map_err(|e| self.shared.sql_err(e))?;
         st.query_row([key], |r| {
             Ok(Row {
-                id: r.get(0)?,
-                value: r.get(1)?,
-                file: r.get(2)?,
-                size: r.get(3)?,
-                expire: r.get(4)?,
+                value: r.get(0)?,
+                file: r.get(1)?,
+                size: r.get(2)?,
+                expire: r.get(3)?,
             })
         })
         .optional()
@@ -765,7 +764,6 @@ impl<P: Policy> Engine<P> {
 }
 
 struct Row {
-    id: i64,
     value: Option<Vec<u8>>,
     file: Option<String>,
     size: i64,
@@ -823,7 +821,7 @@ impl<P: Policy> Backend for Engine<P> {
             })),
             tx_owner: AtomicU64::new(0),
             readers,
-            recency: Mutex::new(Vec::new()),
+            recency: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             approx_size: AtomicI64::new(0),
@@ -871,16 +869,16 @@ impl<P: Policy> Backend for Engine<P> {
             let Some(row) = rows.next().map_err(|e| s.sql_err(e))? else {
                 return Ok(false);
             };
-            let expire: Option<i64> = row.get(4).map_err(|e| s.sql_err(e))?;
+            let expire: Option<i64> = row.get(3).map_err(|e| s.sql_err(e))?;
             if !s.live(expire, now) {
                 return Ok(false);
             }
-            s.note_use(row.get(0).map_err(|e| s.sql_err(e))?, now);
-            if let Some(file) = row.get::<_, Option<String>>(2).map_err(|e| s.sql_err(e))? {
-                in_file = Some((file, row.get(3).map_err(|e| s.sql_err(e))?));
+            s.note_use(key, now);
+            if let Some(file) = row.get::<_, Option<String>>(1).map_err(|e| s.sql_err(e))? {
+                in_file = Some((file, row.get(2).map_err(|e| s.sql_err(e))?));
                 return Ok(true);
             }
-            let value = row.get_ref(1).map_err(|e| s.sql_err(e))?;
+            let value = row.get_ref(0).map_err(|e| s.sql_err(e))?;
             let bytes = value
                 .as_blob_or_null()
                 .map_err(|e| s.sql_err(e.into()))?
@@ -956,7 +954,7 @@ impl<P: Policy> Backend for Engine<P> {
             } else {
                 Some(row.value.unwrap_or_default())
             };
-            s.exec(w, schema::DELETE_ID, [row.id])?;
+            s.exec(w, schema::DELETE_KEY, [key])?;
             Ok(value)
         })?;
         s.note_hit(out.is_some());
@@ -1080,7 +1078,7 @@ impl<P: Policy> Backend for Engine<P> {
                     s.exec(
                         w,
                         schema::UPDATE_COUNTER,
-                        params![r.id, bytes, bytes.len() as i64, now],
+                        params![key, bytes, bytes.len() as i64, now],
                     )?;
                     Ok(new)
                 }

@@ -1,14 +1,14 @@
 //! On-disk format: tables, triggers and the statements run against them.
 //!
-//! One table of entries keyed by an integer rowid (so recency updates and evictions
-//! address rows cheaply) with a unique index on the key. Totals (count, bytes of values,
+//! One `WITHOUT ROWID` table of entries clustered on the key: a read is one B-tree seek
+//! and a small write dirties one table page (plus the totals page). Totals (count, bytes of values,
 //! bytes in files) are kept exact by triggers in the same transaction as every change,
 //! whichever program makes it; the triggers also queue the files of removed or replaced
 //! file-backed values in `discarded`, which the engine drains in the same transaction
 //! and unlinks after commit.
 
 /// Format identifier stored in `meta` under `format`.
-pub(crate) const FORMAT: &str = "sciqlop-cache/1";
+pub(crate) const FORMAT: &str = "sciqlop-cache/2";
 
 /// Name of the database file inside the store directory.
 pub(crate) const DB_FILE: &str = crate::engine::DB_FILE;
@@ -17,15 +17,14 @@ pub(crate) const DB_FILE: &str = crate::engine::DB_FILE;
 pub(crate) const CREATE: &str = "
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE entries(
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
+    key TEXT PRIMARY KEY NOT NULL,
     value BLOB,                       -- inline value; NULL when file-backed
     file TEXT,                        -- value file relative to data/; NULL when inline
     size INTEGER NOT NULL,            -- value length in bytes
     expire INTEGER,                   -- unix microseconds; NULL = never
     last_use INTEGER NOT NULL,        -- unix microseconds of the last write or read
     tag TEXT
-);
+) WITHOUT ROWID;
 CREATE INDEX entries_expire ON entries(expire) WHERE expire IS NOT NULL;
 CREATE INDEX entries_tag ON entries(tag) WHERE tag IS NOT NULL;
 CREATE TABLE totals(
@@ -57,9 +56,9 @@ END;
 
 /// Index used to find least-recently-used entries; created when a bound is set.
 pub(crate) const CREATE_LRU_INDEX: &str =
-    "CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_use, id)";
+    "CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_use)";
 
-pub(crate) const GET: &str = "SELECT id, value, file, size, expire FROM entries WHERE key = ?1";
+pub(crate) const GET: &str = "SELECT value, file, size, expire FROM entries WHERE key = ?1";
 pub(crate) const CONTAINS: &str = "SELECT expire FROM entries WHERE key = ?1";
 pub(crate) const UPSERT: &str = "
 INSERT INTO entries(key, value, file, size, expire, last_use, tag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -69,7 +68,7 @@ pub(crate) const DELETE: &str = "DELETE FROM entries WHERE key = ?1 RETURNING ex
 pub(crate) const TOUCH: &str =
     "UPDATE entries SET expire = ?2 WHERE key = ?1 AND (expire IS NULL OR expire > ?3)";
 pub(crate) const UPDATE_COUNTER: &str =
-    "UPDATE entries SET value = ?2, size = ?3, last_use = ?4 WHERE id = ?1";
+    "UPDATE entries SET value = ?2, size = ?3, last_use = ?4 WHERE key = ?1";
 pub(crate) const TOTALS: &str = "SELECT count, size, file_size FROM totals WHERE id = 0";
 pub(crate) const COUNT_EXPIRED: &str = "SELECT count(*) FROM entries WHERE expire <= ?1";
 pub(crate) const KEYS_FROM: &str =
@@ -77,11 +76,11 @@ pub(crate) const KEYS_FROM: &str =
 pub(crate) const KEYS_AFTER: &str =
     "SELECT key, expire FROM entries WHERE key > ?1 ORDER BY key LIMIT ?2";
 pub(crate) const PURGE_EXPIRED: &str =
-    "DELETE FROM entries WHERE id IN (SELECT id FROM entries WHERE expire <= ?1 LIMIT ?2)";
-pub(crate) const LRU_VICTIMS: &str = "SELECT id, size FROM entries ORDER BY last_use, id LIMIT ?1";
-pub(crate) const DELETE_ID: &str = "DELETE FROM entries WHERE id = ?1";
+    "DELETE FROM entries WHERE key IN (SELECT key FROM entries WHERE expire <= ?1 LIMIT ?2)";
+pub(crate) const LRU_VICTIMS: &str = "SELECT key, size FROM entries ORDER BY last_use LIMIT ?1";
+pub(crate) const DELETE_KEY: &str = "DELETE FROM entries WHERE key = ?1";
 pub(crate) const TOUCH_USE: &str =
-    "UPDATE entries SET last_use = ?2 WHERE id = ?1 AND last_use < ?2";
+    "UPDATE entries SET last_use = ?2 WHERE key = ?1 AND last_use < ?2";
 pub(crate) const DRAIN_DISCARDED: &str = "DELETE FROM discarded RETURNING file";
 pub(crate) const LOCK: &str = "
 INSERT INTO locks(name, owner, expire) VALUES (?1, ?2, ?3)
