@@ -190,6 +190,11 @@ pub enum Error {
         requested: u32,
     },
 
+    /// The database rolled the transaction back after an earlier error in it (e.g. the
+    /// disk filled up); nothing of it was written. Retry the whole transaction.
+    #[error("transaction was rolled back by the database after an earlier error; retry it")]
+    TransactionAborted,
+
     /// An error reported by a remote engine (the host of a WebAssembly guest).
     #[error("{0}")]
     Remote(String),

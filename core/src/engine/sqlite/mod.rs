@@ -81,6 +81,9 @@ struct Writer {
     new_files: Vec<(u32, String)>,
     /// A trigger queued files in `discarded` since the last drain.
     discard_pending: bool,
+    /// SQLite rolled the open transaction back after an error (disk full, I/O): every
+    /// further operation in it fails until the outermost level ends.
+    aborted: bool,
 }
 
 fn thread_token() -> u64 {
@@ -127,6 +130,9 @@ impl Shared {
         if self.tx_owner.load(Ordering::Acquire) == thread_token() {
             let guard = self.writer.lock();
             let w = guard.borrow();
+            if w.aborted {
+                return Err(Error::TransactionAborted);
+            }
             return f(&w.conn);
         }
         let n = self.readers.len();
@@ -152,14 +158,21 @@ impl Shared {
         let guard = self.writer.lock();
         let mut w = guard.borrow_mut();
         if w.depth > 0 {
-            return f(&mut w);
+            if w.aborted {
+                return Err(Error::TransactionAborted);
+            }
+            let out = f(&mut w);
+            w.note_abort(&out);
+            return out;
         }
         if immediate {
             drop(w);
             let tx = SqliteTx::begin(self, guard)?;
             let out = {
                 let mut w = tx.guard.borrow_mut();
-                f(&mut w)
+                let out = f(&mut w);
+                w.note_abort(&out);
+                out
             };
             let out = out?;
             tx.commit()?;
@@ -335,6 +348,14 @@ impl Shared {
 }
 
 impl Writer {
+    /// After a failed statement inside a transaction: if SQLite dropped the whole
+    /// transaction, remember it so the rest of it is refused rather than autocommitted.
+    fn note_abort<T>(&mut self, out: &Result<T>) {
+        if out.is_err() && self.depth > 0 && self.conn.is_autocommit() {
+            self.aborted = true;
+        }
+    }
+
     fn note_discards(&mut self, total_before: u64, changes: u64) {
         // Each entry row changed by a statement fires at most one totals update; any
         // change beyond that is a row queued in `discarded`.
@@ -382,7 +403,10 @@ impl<'a> SqliteTx<'a> {
         } else {
             format!("ROLLBACK TO sp{0}; RELEASE sp{0}", depth - 1)
         };
-        if let Err(e) = w.conn.execute_batch(&sql) {
+        if !w.aborted
+            && !w.conn.is_autocommit()
+            && let Err(e) = w.conn.execute_batch(&sql)
+        {
             tracing::error!(error = %e, "rollback failed");
         }
         // Files installed at this level or deeper are no longer referenced.
@@ -396,6 +420,7 @@ impl<'a> SqliteTx<'a> {
         w.depth = depth - 1;
         if w.depth == 0 {
             w.discard_pending = false;
+            w.aborted = false;
             shared.tx_owner.store(0, Ordering::Release);
         }
     }
@@ -406,6 +431,9 @@ impl TxGuard for SqliteTx<'_> {
         let shared = self.shared;
         let result = (|| {
             let mut w = self.guard.borrow_mut();
+            if w.aborted {
+                return Err(Error::TransactionAborted);
+            }
             if w.depth > 1 {
                 let d = w.depth - 1;
                 w.conn
@@ -818,6 +846,7 @@ impl<P: Policy> Backend for Engine<P> {
                 depth: 0,
                 new_files: Vec::new(),
                 discard_pending: false,
+                aborted: false,
             })),
             tx_owner: AtomicU64::new(0),
             readers,
