@@ -70,6 +70,7 @@ impl Clock for ManualClock {
 }
 
 /// Converts a duration to microseconds, saturating.
+#[cfg_attr(feature = "guest", allow(dead_code))]
 pub(crate) fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }

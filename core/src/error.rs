@@ -24,7 +24,7 @@ pub enum Error {
     },
 
     /// An error reported by SQLite that has no more specific variant.
-    #[cfg(feature = "sqlite")]
+    #[cfg(all(feature = "sqlite", not(feature = "guest")))]
     #[error("database error in {path}: {source}")]
     Sqlite {
         /// The database file.
@@ -194,6 +194,26 @@ pub enum Error {
     /// disk filled up); nothing of it was written. Retry the whole transaction.
     #[error("transaction was rolled back by the database after an earlier error; retry it")]
     TransactionAborted,
+
+    /// The host refused to open this store for this plugin.
+    #[error("access to store {store:?} denied")]
+    AccessDenied {
+        /// The store name.
+        store: String,
+    },
+
+    /// A quota of the plugin (bytes, open handles, …) would be exceeded.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+
+    /// An optimistic transaction found that a key it read changed before commit; nothing
+    /// was written.
+    #[error("transaction conflict: a key it read was changed meanwhile; retry it")]
+    Conflict,
+
+    /// The operation does not exist for this engine or in this context.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
 
     /// An error reported by a remote engine (the host of a WebAssembly guest).
     #[error("{0}")]

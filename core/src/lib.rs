@@ -84,5 +84,11 @@ pub use options::{
 pub use policy::{CacheKind, IndexKind, Policy};
 pub use store::{Cache, Index, Keys, Lock, Store};
 
-#[cfg(not(feature = "sqlite"))]
-compile_error!("sciqlop-cache needs an engine: enable the `sqlite` feature (default)");
+#[cfg(feature = "guest")]
+pub use engine::guest::LOCK_PREFIX;
+#[cfg(feature = "guest")]
+#[doc(hidden)]
+pub use engine::guest::bindings as wit_bindings;
+
+#[cfg(not(any(feature = "sqlite", feature = "guest")))]
+compile_error!("sciqlop-cache needs an engine: enable `sqlite` (default) or `guest`");

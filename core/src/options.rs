@@ -74,6 +74,7 @@ pub struct Config {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) maintenance_interval: Duration,
     pub(crate) sync_files: bool,
+    #[cfg_attr(feature = "guest", allow(dead_code))]
     pub(crate) evict_to: f64,
 }
 

@@ -11,11 +11,17 @@ use std::time::Duration;
 use crate::Result;
 use crate::options::{CheckReport, Config, SetOptions, Stats};
 
-#[cfg(feature = "sqlite")]
+#[cfg(all(feature = "sqlite", not(feature = "guest")))]
 pub(crate) mod sqlite;
 
-#[cfg(feature = "sqlite")]
+#[cfg(all(feature = "sqlite", not(feature = "guest")))]
 pub(crate) use sqlite::Engine;
+
+#[cfg(feature = "guest")]
+pub mod guest;
+
+#[cfg(feature = "guest")]
+pub(crate) use guest::Engine;
 
 /// Name of the database file inside a store directory.
 pub(crate) const DB_FILE: &str = "sciqlop-cache.db";

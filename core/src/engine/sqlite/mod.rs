@@ -685,21 +685,15 @@ impl<P: Policy> Engine<P> {
         })
     }
 
-    fn upsert(
-        &self,
-        w: &mut Writer,
-        key: &str,
-        value: Option<&[u8]>,
-        file: Option<&str>,
-        size: usize,
-        expire: Option<i64>,
-        now: i64,
-        tag: Option<&str>,
-    ) -> Result<()> {
+    fn upsert(&self, w: &mut Writer, m: &Meta<'_>, data: Data<'_>, size: usize) -> Result<()> {
+        let (value, file) = match data {
+            Data::Inline(v) => (Some(v), None),
+            Data::File(f) => (None, Some(f)),
+        };
         self.shared.exec(
             w,
             schema::UPSERT,
-            params![key, value, file, size as i64, expire, now, tag],
+            params![m.key, value, file, size as i64, m.expire, m.now, m.tag],
         )?;
         Ok(())
     }
@@ -708,28 +702,23 @@ impl<P: Policy> Engine<P> {
     fn store_value(
         &self,
         w: &mut Writer,
-        key: &str,
+        m: &Meta<'_>,
         value: &[u8],
         temp: Option<TempValue>,
-        expire: Option<i64>,
-        now: i64,
-        tag: Option<&str>,
     ) -> Result<()> {
-        match temp {
-            None => self.upsert(w, key, Some(value), None, value.len(), expire, now, tag),
-            Some(temp) => {
-                let rel = self.shared.files.install(temp)?;
-                match self.upsert(w, key, None, Some(&rel), value.len(), expire, now, tag) {
-                    Ok(()) => {
-                        let depth = w.depth;
-                        w.new_files.push((depth, rel));
-                        Ok(())
-                    }
-                    Err(e) => {
-                        self.shared.files.remove(&rel);
-                        Err(e)
-                    }
-                }
+        let Some(temp) = temp else {
+            return self.upsert(w, m, Data::Inline(value), value.len());
+        };
+        let rel = self.shared.files.install(temp)?;
+        match self.upsert(w, m, Data::File(&rel), value.len()) {
+            Ok(()) => {
+                let depth = w.depth;
+                w.new_files.push((depth, rel));
+                Ok(())
+            }
+            Err(e) => {
+                self.shared.files.remove(&rel);
+                Err(e)
             }
         }
     }
@@ -781,7 +770,13 @@ impl<P: Policy> Engine<P> {
                     return Ok(false);
                 }
             }
-            self.store_value(w, key, value, temp, expire, now, opts.tag.as_deref())?;
+            let meta = Meta {
+                key,
+                expire,
+                now,
+                tag: opts.tag.as_deref(),
+            };
+            self.store_value(w, &meta, value, temp)?;
             Ok(true)
         })?;
         if stored {
@@ -789,6 +784,20 @@ impl<P: Policy> Engine<P> {
         }
         Ok(stored)
     }
+}
+
+/// Everything about a write but the bytes.
+struct Meta<'a> {
+    key: &'a str,
+    expire: Option<i64>,
+    now: i64,
+    tag: Option<&'a str>,
+}
+
+/// Where the bytes of a write go.
+enum Data<'a> {
+    Inline(&'a [u8]),
+    File(&'a str),
 }
 
 struct Row {
@@ -1118,7 +1127,13 @@ impl<P: Policy> Backend for Engine<P> {
                             key: key.to_owned(),
                         })?;
                     let bytes = crate::counter::encode(new);
-                    self.upsert(w, key, Some(&bytes), None, bytes.len(), None, now, None)?;
+                    let meta = Meta {
+                        key,
+                        expire: None,
+                        now,
+                        tag: None,
+                    };
+                    self.upsert(w, &meta, Data::Inline(&bytes), bytes.len())?;
                     Ok(new)
                 }
             }
