@@ -759,3 +759,11 @@ fn errors_convert_from_io() {
     }
     assert!(f().expect_err("io").to_string().contains("disk on fire"));
 }
+
+#[test]
+fn stores_are_send_and_sync() {
+    fn assert<T: Send + Sync>() {}
+    assert::<Cache>();
+    assert::<Index>();
+    assert::<sciqlop_cache::FanoutCache>();
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the build and tests need on a fresh Debian machine (root, rustup stable).
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# diskcache fixtures for the migration tests are made in a venv.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${need_apt[@]}"
+    else
+        echo "setup: please install: ${need_apt[*]}" >&2
+        exit 1
+    fi
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+"$ROOT/scripts/setup-wasm.sh"
