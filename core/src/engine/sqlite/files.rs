@@ -29,12 +29,22 @@ pub(crate) struct FileTier {
     sync: bool,
 }
 
-/// A fully written value file not yet given its final name.
+/// A fully written value file not yet given its final name; removed when dropped
+/// without being installed (a refused `add`, a failed write).
 #[derive(Debug)]
 pub(crate) struct TempValue {
     path: PathBuf,
     // Held open (and locked) until installed so `check` does not take it for an orphan.
     _file: File,
+    installed: bool,
+}
+
+impl Drop for TempValue {
+    fn drop(&mut self) {
+        if !self.installed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl FileTier {
@@ -62,7 +72,15 @@ impl FileTier {
             .tmp
             .join(format!("{:032x}.{TMP_EXT}", fastrand::u128(..)));
         let ctx = |what: &str| format!("{what} temporary value file {}", path.display());
-        let mut file = File::create_new(&path).map_err(|e| Error::io(ctx("creating"), e))?;
+        let mut file = match File::create_new(&path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // `data/tmp` was removed behind our back: recreate it once.
+                fs::create_dir_all(&self.tmp)
+                    .and_then(|()| File::create_new(&path))
+                    .map_err(|e| Error::io(ctx("creating"), e))?
+            }
+            r => r.map_err(|e| Error::io(ctx("creating"), e))?,
+        };
         let written = file
             .lock()
             .and_then(|()| file.write_all(value))
@@ -71,11 +89,15 @@ impl FileTier {
             let _ = fs::remove_file(&path);
             return Err(Error::io(ctx("writing"), e));
         }
-        Ok(TempValue { path, _file: file })
+        Ok(TempValue {
+            path,
+            _file: file,
+            installed: false,
+        })
     }
 
     /// Gives a temporary file its final name; returns the name relative to `data/`.
-    pub(crate) fn install(&self, temp: TempValue) -> Result<String> {
+    pub(crate) fn install(&self, mut temp: TempValue) -> Result<String> {
         let id = fastrand::u128(..);
         let bucket = (id >> 120) as u8;
         let rel = format!("{bucket:02x}/{:030x}.{VAL_EXT}", id & ((1u128 << 120) - 1));
@@ -87,7 +109,11 @@ impl FileTier {
                 .map_err(|e| Error::io(format!("creating value directory {}", dir.display()), e))?;
             self.made[word].fetch_or(bit, Ordering::Relaxed);
         }
-        match fs::rename(&temp.path, &dest) {
+        let renamed = fs::rename(&temp.path, &dest);
+        if renamed.is_ok() {
+            temp.installed = true;
+        }
+        match renamed {
             Ok(()) => Ok(rel),
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 // The bucket directory was removed behind our back (e.g. by clear of the
@@ -135,11 +161,12 @@ impl FileTier {
             .read_to_end(&mut buf)
             .map_err(|e| Error::io(format!("reading value file {}", path.display()), e))?;
         if buf.len() as u64 != size {
+            let actual = file.metadata().map_or(buf.len() as u64, |m| m.len());
             return Err(Error::ValueFileTruncated {
                 key: key.to_owned(),
                 path,
                 expected: size,
-                actual: buf.len() as u64,
+                actual,
             });
         }
         Ok(Some(buf))
@@ -163,6 +190,12 @@ impl FileTier {
         let rd = |p: &Path| {
             fs::read_dir(p).map_err(|e| Error::io(format!("listing {}", p.display()), e))
         };
+        if !self.data.exists() {
+            // Removed behind our back: no files, nothing orphaned; recreate the layout.
+            fs::create_dir_all(&self.tmp)
+                .map_err(|e| Error::io(format!("creating {}", self.tmp.display()), e))?;
+            return Ok((values, stale_temps));
+        }
         for bucket in rd(&self.data)? {
             let bucket = bucket?;
             let name = bucket.file_name();

@@ -92,11 +92,11 @@ fn tick(shared: &Shared, checkpointer: &mut Option<Connection>) -> Result<()> {
     Ok(())
 }
 
+/// Puts the true totals in row 0 of the (sharded, additive) totals and zeroes the rest.
 const RECOUNT: &str = "UPDATE totals SET
-    count = (SELECT count(*) FROM entries),
-    size = (SELECT coalesce(sum(size), 0) FROM entries),
-    file_size = (SELECT coalesce(sum(size), 0) FROM entries WHERE file IS NOT NULL)
-    WHERE id = 0";
+    count = iif(id = 0, (SELECT count(*) FROM entries), 0),
+    size = iif(id = 0, (SELECT coalesce(sum(size), 0) FROM entries), 0),
+    file_size = iif(id = 0, (SELECT coalesce(sum(size), 0) FROM entries WHERE file IS NOT NULL), 0)";
 
 /// Verifies (and with `fix`, repairs) the store. Holds the write lock throughout so that
 /// no value file is being installed while files and rows are compared.

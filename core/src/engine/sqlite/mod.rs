@@ -753,9 +753,10 @@ impl<P: Policy> Engine<P> {
         only_if_absent: bool,
     ) -> Result<bool> {
         let s = &*self.shared;
-        let temp = self.prepare_value(value)?;
         let now = s.now();
         let expire = s.expiry_of(opts, now)?;
+        // Written before taking the write lock; removed on drop if not installed.
+        let temp = self.prepare_value(value)?;
         let immediate = temp.is_some() || only_if_absent;
         let stored = s.write(immediate, |w| {
             if only_if_absent {

@@ -39,24 +39,26 @@ CREATE TABLE totals(
     id INTEGER PRIMARY KEY,
     count INTEGER,
     size INTEGER,
-    file_size INTEGER
+    file_size INTEGER,
+    pad BLOB
 );
-INSERT INTO totals VALUES (0, 0, 0, 0);
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 15)
+INSERT INTO totals SELECT i, 0, 0, 0, zeroblob(900) FROM n;
 CREATE TABLE discarded(file TEXT);
 CREATE TABLE locks(name TEXT PRIMARY KEY, owner TEXT NOT NULL, expire INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TRIGGER entries_insert AFTER INSERT ON entries BEGIN
     UPDATE OR FAIL totals SET count = count + 1, size = size + new.size,
-        file_size = file_size + iif(new.file IS NULL, 0, new.size) WHERE id = 0;
+        file_size = file_size + iif(new.file IS NULL, 0, new.size) WHERE id = new.last_use & 15;
 END;
 CREATE TRIGGER entries_delete AFTER DELETE ON entries BEGIN
     UPDATE OR FAIL totals SET count = count - 1, size = size - old.size,
-        file_size = file_size - iif(old.file IS NULL, 0, old.size) WHERE id = 0;
+        file_size = file_size - iif(old.file IS NULL, 0, old.size) WHERE id = old.last_use & 15;
     INSERT OR FAIL INTO discarded(file) SELECT old.file WHERE old.file IS NOT NULL;
 END;
 CREATE TRIGGER entries_update AFTER UPDATE OF size, file ON entries BEGIN
     UPDATE OR FAIL totals SET size = size + new.size - old.size,
         file_size = file_size + iif(new.file IS NULL, 0, new.size)
-                              - iif(old.file IS NULL, 0, old.size) WHERE id = 0;
+                              - iif(old.file IS NULL, 0, old.size) WHERE id = new.last_use & 15;
     INSERT OR FAIL INTO discarded(file) SELECT old.file
         WHERE old.file IS NOT NULL AND old.file IS NOT new.file;
 END;
@@ -77,7 +79,7 @@ pub(crate) const TOUCH: &str =
     "UPDATE entries SET expire = ?2 WHERE key = ?1 AND (expire IS NULL OR expire > ?3)";
 pub(crate) const UPDATE_COUNTER: &str =
     "UPDATE OR FAIL entries SET value = ?2, size = ?3, last_use = ?4 WHERE key = ?1";
-pub(crate) const TOTALS: &str = "SELECT count, size, file_size FROM totals WHERE id = 0";
+pub(crate) const TOTALS: &str = "SELECT sum(count), sum(size), sum(file_size) FROM totals";
 pub(crate) const COUNT_EXPIRED: &str = "SELECT count(*) FROM entries WHERE expire <= ?1";
 pub(crate) const KEYS_FROM: &str =
     "SELECT key, expire FROM entries WHERE key >= ?1 ORDER BY key LIMIT ?2";

@@ -1,0 +1,757 @@
+//! `sqcache`: inspect, repair and fill sciqlop-cache stores from the shell, and migrate
+//! Python diskcache directories. Run `sqcache --help`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use sciqlop_cache::{CheckReport, SetOptions};
+use serde_json::json;
+use sqcache::human;
+use sqcache::migrate::{self, MigrateOptions, PickledValues};
+use sqcache::store::{AnyStore, StoreError, StoreKind, detect};
+
+/// Inspect, repair and fill sciqlop-cache stores; migrate Python diskcache directories.
+///
+/// DIR is a store directory: a Cache, an Index or a Fanout of either; its kind is
+/// detected from what is on disk (override with --kind). Exit codes: 0 ok, 1 the
+/// operation failed, 2 bad usage.
+#[derive(Debug, Parser)]
+#[command(name = "sqcache", version, max_term_width = 100)]
+struct Cli {
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Open DIR as this kind instead of detecting it (also the kind made by --create).
+    #[arg(long, global = true, value_enum, value_name = "KIND")]
+    kind: Option<KindArg>,
+
+    /// No progress bars (they are never drawn when stderr is not a terminal).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum KindArg {
+    Cache,
+    Index,
+    FanoutCache,
+    FanoutIndex,
+}
+
+impl From<KindArg> for StoreKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Cache => StoreKind::Cache,
+            KindArg::Index => StoreKind::Index,
+            KindArg::FanoutCache => StoreKind::FanoutCache,
+            KindArg::FanoutIndex => StoreKind::FanoutIndex,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MigrateType {
+    Cache,
+    Index,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Entries, bytes of values and bytes on disk.
+    Stats {
+        /// Store directory.
+        dir: PathBuf,
+    },
+    /// Verify the store (SQLite integrity, value files, totals); exit 1 when damaged.
+    Check {
+        /// Store directory.
+        dir: PathBuf,
+        /// Repair what is found: remove orphaned files and rows whose file is lost,
+        /// correct sizes and totals.
+        #[arg(long)]
+        fix: bool,
+    },
+    /// List live keys in byte order.
+    Ls {
+        /// Store directory.
+        dir: PathBuf,
+        /// Only keys starting with this.
+        #[arg(long, short, default_value = "")]
+        prefix: String,
+        /// At most this many keys.
+        #[arg(long, short = 'n')]
+        limit: Option<usize>,
+    },
+    /// Write the value of KEY to stdout (raw bytes) or to a file.
+    Get {
+        /// Store directory.
+        dir: PathBuf,
+        /// The key.
+        key: String,
+        /// Write the value to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Store a value: VALUE, the content of -i FILE, or stdin.
+    Set {
+        /// Store directory.
+        dir: PathBuf,
+        /// The key.
+        key: String,
+        /// The value (UTF-8 text as given).
+        #[arg(conflicts_with = "input")]
+        value: Option<String>,
+        /// Read the value from this file (`-` for stdin).
+        #[arg(long, short)]
+        input: Option<PathBuf>,
+        /// Expire after this long: 30s, 10m, 2h, 1day, 1h 30m…
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        expire: Option<Duration>,
+        /// Tag the entry (for evict-tag).
+        #[arg(long)]
+        tag: Option<String>,
+        /// Create the store (of --kind, default cache) if DIR holds none.
+        #[arg(long)]
+        create: bool,
+    },
+    /// Remove KEY; exit 1 when it was absent.
+    Del {
+        /// Store directory.
+        dir: PathBuf,
+        /// The key.
+        key: String,
+    },
+    /// Add DELTA (default 1, may be negative) to the counter at KEY; prints the new value.
+    Incr {
+        /// Store directory.
+        dir: PathBuf,
+        /// The key.
+        key: String,
+        /// Amount to add.
+        #[arg(default_value_t = 1, allow_negative_numbers = true)]
+        delta: i64,
+        /// Starting value of an absent counter.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        default: i64,
+        /// Create the store (of --kind, default cache) if DIR holds none.
+        #[arg(long)]
+        create: bool,
+    },
+    /// Give a live entry a new expiry (none: it never expires); exit 1 when absent.
+    Touch {
+        /// Store directory.
+        dir: PathBuf,
+        /// The key.
+        key: String,
+        /// New expiry, from now: 30s, 10m, 2h…
+        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        expire: Option<Duration>,
+    },
+    /// Remove every entry tagged TAG.
+    EvictTag {
+        /// Store directory.
+        dir: PathBuf,
+        /// The tag.
+        tag: String,
+    },
+    /// Remove every expired entry now.
+    Expire {
+        /// Store directory.
+        dir: PathBuf,
+    },
+    /// Remove every entry (asks first unless --yes).
+    Clear {
+        /// Store directory.
+        dir: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Bytes on disk: database, WAL and value files.
+    Volume {
+        /// Store directory.
+        dir: PathBuf,
+    },
+    /// Copy a Python diskcache directory (Cache, FanoutCache or Index) into DST.
+    ///
+    /// Keys become text (str as is, UTF-8 bytes as their text, int and float as Python
+    /// prints them); str, bytes, int and float values, expiry, tags and access order are
+    /// kept. Entries with no faithful form (expired, pickled keys, non-UTF-8 bytes keys,
+    /// keys whose text collides with a str key, pickled values unless
+    /// --copy-pickled-values) are skipped and listed. Exit 1 when an entry failed.
+    Migrate {
+        /// The diskcache directory.
+        src: PathBuf,
+        /// The sciqlop-cache directory (created when missing or empty).
+        dst: PathBuf,
+        /// Kind of a new destination (an existing one keeps its kind).
+        #[arg(long = "type", id = "type", value_enum, value_name = "TYPE")]
+        dest_type: Option<MigrateType>,
+        /// Make the new destination a fanout of this many shards.
+        #[arg(long, value_name = "N")]
+        shards: Option<u32>,
+        /// Delete each entry from SRC once it is committed in DST (re-run after an
+        /// interruption: it finishes without duplicates or loss).
+        #[arg(long = "drop")]
+        drop_source: bool,
+        /// Copy pickled values as opaque pickle bytes instead of skipping them.
+        #[arg(long)]
+        copy_pickled_values: bool,
+        /// Entries per destination transaction.
+        #[arg(long, default_value_t = 1000, hide = true)]
+        batch_size: usize,
+        /// List every skipped entry (by default the first 20).
+        #[arg(long, short)]
+        verbose: bool,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (expected a duration with a unit, like 30s, 10m, 2h or 1day)"))
+}
+
+/// A mistake in how the tool was called, found after parsing (exit code 2).
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Usage(msg.into()))
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        eprintln!("error: internal error: {msg}");
+    }));
+    let outcome = std::panic::catch_unwind(|| match Cli::try_parse() {
+        Ok(cli) => run(&cli),
+        Err(e) => {
+            let _ = e.print();
+            Ok(ExitCode::from(if e.use_stderr() { 2 } else { 0 }))
+        }
+    });
+    match outcome {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {}", sentence(&e));
+            ExitCode::from(if e.is::<Usage>() { 2 } else { 1 })
+        }
+        Err(_) => ExitCode::from(1),
+    }
+}
+
+/// The error and its causes in one line, without repeating a cause that the message
+/// already includes.
+fn sentence(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
+struct Ctx<'a> {
+    cli: &'a Cli,
+    out: std::io::StdoutLock<'static>,
+}
+
+impl Ctx<'_> {
+    fn kind(&self) -> Option<StoreKind> {
+        self.cli.kind.map(Into::into)
+    }
+
+    fn open(&self, dir: &Path) -> Result<AnyStore> {
+        open_store(dir, self.kind(), false)
+    }
+
+    fn print_json(&mut self, v: &serde_json::Value) -> Result<()> {
+        serde_json::to_writer_pretty(&mut self.out, v)?;
+        writeln!(self.out)?;
+        Ok(())
+    }
+
+    fn progress(&self, len: Option<u64>, msg: &str) -> ProgressBar {
+        if self.cli.quiet || self.cli.json || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let pb = match len {
+            Some(n) => ProgressBar::new(n).with_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:40.cyan/blue}] {human_pos}/{human_len} ({rate}, {eta} left)",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .with_key(
+                    "rate",
+                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0}/s", s.per_sec());
+                    },
+                )
+                .progress_chars("=> "),
+            ),
+            None => ProgressBar::new_spinner(),
+        };
+        pb.set_message(msg.to_owned());
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb
+    }
+}
+
+fn open_store(dir: &Path, kind: Option<StoreKind>, create: bool) -> Result<AnyStore> {
+    let opened = match detect(dir) {
+        Ok(found) => match kind {
+            Some(k) if k.is_fanout() != found.is_fanout() => {
+                bail!("{} holds a store of kind {found}, not {k}", dir.display())
+            }
+            Some(k) => AnyStore::open_as(dir, k, None),
+            None => AnyStore::open_as(dir, found, None),
+        },
+        Err(StoreError::Missing(_) | StoreError::NotAStore { .. })
+            if create && !dir.join(migrate::DISKCACHE_DB).exists() =>
+        {
+            AnyStore::open_as(dir, kind.unwrap_or(StoreKind::Cache), None)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(opened?)
+}
+
+fn not_found(dir: &Path, key: &str) -> anyhow::Error {
+    anyhow!("key {key:?} not found in {}", dir.display())
+}
+
+fn run(cli: &Cli) -> Result<ExitCode> {
+    let mut cx = Ctx {
+        cli,
+        out: std::io::stdout().lock(),
+    };
+    let json = cli.json;
+    match &cli.command {
+        Command::Stats { dir } => {
+            let s = cx.open(dir)?;
+            let (entries, size, volume) = (s.len()?, s.size()?, s.volume()?);
+            if json {
+                cx.print_json(&json!({
+                    "path": s.path(), "kind": s.kind(), "shards": s.shard_count(),
+                    "entries": entries, "size": size, "volume": volume,
+                }))?;
+            } else {
+                let o = &mut cx.out;
+                writeln!(o, "path:    {}", s.path().display())?;
+                writeln!(o, "kind:    {}", s.kind())?;
+                if s.kind().is_fanout() {
+                    writeln!(o, "shards:  {}", s.shard_count())?;
+                }
+                writeln!(o, "entries: {entries}")?;
+                writeln!(
+                    o,
+                    "size:    {} of values ({size} bytes)",
+                    human::bytes(size)
+                )?;
+                writeln!(
+                    o,
+                    "volume:  {} on disk ({volume} bytes)",
+                    human::bytes(volume)
+                )?;
+            }
+        }
+        Command::Check { dir, fix } => {
+            let s = cx.open(dir)?;
+            let shards = s.shard_count();
+            let pb = cx.progress(
+                Some(u64::from(shards)),
+                if *fix { "repairing" } else { "checking" },
+            );
+            // CheckReport is non-exhaustive: start from the default and fill it in.
+            let mut total = CheckReport::default();
+            total.ok = true;
+            total.counters_consistent = true;
+            total.sqlite_integrity_ok = true;
+            for i in 0..shards {
+                let r = s.check_shard(i, *fix)?;
+                total.ok &= r.ok;
+                total.counters_consistent &= r.counters_consistent;
+                total.sqlite_integrity_ok &= r.sqlite_integrity_ok;
+                total.fixed |= r.fixed;
+                total.orphaned_files += r.orphaned_files;
+                total.dangling_rows += r.dangling_rows;
+                total.size_mismatches += r.size_mismatches;
+                pb.inc(1);
+            }
+            pb.finish_and_clear();
+            let r = total;
+            if json {
+                cx.print_json(&json!({
+                    "ok": r.ok, "fixed": r.fixed, "sqlite_integrity_ok": r.sqlite_integrity_ok,
+                    "counters_consistent": r.counters_consistent,
+                    "orphaned_files": r.orphaned_files, "dangling_rows": r.dangling_rows,
+                    "size_mismatches": r.size_mismatches,
+                }))?;
+            } else {
+                let yes = |b: bool| if b { "yes" } else { "no" };
+                let o = &mut cx.out;
+                writeln!(
+                    o,
+                    "sqlite integrity:    {}",
+                    if r.sqlite_integrity_ok {
+                        "ok"
+                    } else {
+                        "FAILED"
+                    }
+                )?;
+                writeln!(o, "totals consistent:   {}", yes(r.counters_consistent))?;
+                writeln!(o, "orphaned files:      {}", r.orphaned_files)?;
+                writeln!(o, "rows without file:   {}", r.dangling_rows)?;
+                writeln!(o, "size mismatches:     {}", r.size_mismatches)?;
+                if *fix {
+                    writeln!(o, "repaired:            {}", yes(r.fixed))?;
+                }
+                writeln!(o, "ok:                  {}", yes(r.ok))?;
+            }
+            if !r.ok {
+                cx.out.flush()?;
+                eprintln!(
+                    "error: {} is damaged{}",
+                    dir.display(),
+                    if *fix {
+                        " and could not be fully repaired"
+                    } else {
+                        " (repair it with `sqcache check --fix`)"
+                    }
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Ls { dir, prefix, limit } => {
+            let s = cx.open(dir)?;
+            let limit = limit.unwrap_or(usize::MAX);
+            let mut after: Option<String> = None;
+            let mut n = 0usize;
+            let mut all = Vec::new();
+            while n < limit {
+                let page = s.keys_page(prefix, after.as_deref(), (limit - n).min(1000))?;
+                if page.is_empty() {
+                    break;
+                }
+                n += page.len();
+                after = page.last().cloned();
+                if json {
+                    all.extend(page);
+                } else {
+                    for k in page {
+                        writeln!(cx.out, "{k}")?;
+                    }
+                }
+            }
+            if json {
+                cx.print_json(&json!(all))?;
+            }
+        }
+        Command::Get { dir, key, output } => {
+            let s = cx.open(dir)?;
+            let v = s.get(key)?.ok_or_else(|| not_found(dir, key))?;
+            if let Some(path) = output {
+                std::fs::write(path, &v)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                if json {
+                    cx.print_json(&json!({"key": key, "size": v.len(), "output": path}))?;
+                }
+            } else if json {
+                let mut o = json!({"key": key, "size": v.len()});
+                match std::str::from_utf8(&v) {
+                    Ok(text) => o["value"] = json!(text),
+                    Err(_) => o["value_hex"] = json!(hex(&v)),
+                }
+                cx.print_json(&o)?;
+            } else {
+                cx.out.write_all(&v)?;
+            }
+        }
+        Command::Set {
+            dir,
+            key,
+            value,
+            input,
+            expire,
+            tag,
+            create,
+        } => {
+            let bytes = match (value, input) {
+                (Some(v), _) => v.clone().into_bytes(),
+                (None, Some(p)) if p.as_os_str() == "-" => read_stdin()?,
+                (None, Some(p)) => {
+                    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?
+                }
+                (None, None) => {
+                    if std::io::stdin().is_terminal() {
+                        return Err(usage("give the value as VALUE, with -i FILE, or on stdin"));
+                    }
+                    read_stdin()?
+                }
+            };
+            let s = open_store(dir, cx.kind(), *create)?;
+            let mut opts = SetOptions::new();
+            if let Some(d) = expire {
+                opts = opts.expire(*d);
+            }
+            if let Some(t) = tag {
+                opts = opts.tag(t.clone());
+            }
+            s.set(key, &bytes, &opts)?;
+            if json {
+                cx.print_json(&json!({"key": key, "size": bytes.len()}))?;
+            }
+        }
+        Command::Del { dir, key } => {
+            let s = cx.open(dir)?;
+            if !s.delete(key)? {
+                return Err(not_found(dir, key));
+            }
+            if json {
+                cx.print_json(&json!({"key": key, "deleted": true}))?;
+            }
+        }
+        Command::Incr {
+            dir,
+            key,
+            delta,
+            default,
+            create,
+        } => {
+            let s = open_store(dir, cx.kind(), *create)?;
+            let v = s.incr(key, *delta, *default)?;
+            if json {
+                cx.print_json(&json!({"key": key, "value": v}))?;
+            } else {
+                writeln!(cx.out, "{v}")?;
+            }
+        }
+        Command::Touch { dir, key, expire } => {
+            let s = cx.open(dir)?;
+            if !s.touch(key, *expire)? {
+                return Err(not_found(dir, key));
+            }
+            if json {
+                cx.print_json(
+                    &json!({"key": key, "expire_seconds": expire.map(|d| d.as_secs_f64())}),
+                )?;
+            }
+        }
+        Command::EvictTag { dir, tag } => {
+            let s = cx.open(dir)?;
+            let n = s.evict_tag(tag)?;
+            removed(&mut cx, n, &format!("tagged {tag:?}"))?;
+        }
+        Command::Expire { dir } => {
+            let s = cx.open(dir)?;
+            let n = s.expire()?;
+            removed(&mut cx, n, "expired")?;
+        }
+        Command::Clear { dir, yes } => {
+            let s = cx.open(dir)?;
+            if !yes {
+                let n = s.len()?;
+                if !std::io::stdin().is_terminal() {
+                    return Err(usage(format!(
+                        "refusing to clear {} ({n} entries) without confirmation: pass --yes",
+                        dir.display()
+                    )));
+                }
+                eprint!("Remove all {n} entries of {}? [y/N] ", dir.display());
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+                    eprintln!("nothing removed");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            let shards = s.shard_count();
+            let pb = cx.progress(
+                if shards > 1 {
+                    Some(u64::from(shards))
+                } else {
+                    None
+                },
+                "clearing",
+            );
+            let mut n = 0;
+            for i in 0..shards {
+                n += s.clear_shard(i)?;
+                pb.inc(1);
+            }
+            pb.finish_and_clear();
+            removed(&mut cx, n, "")?;
+        }
+        Command::Volume { dir } => {
+            let s = cx.open(dir)?;
+            let v = s.volume()?;
+            if json {
+                cx.print_json(&json!({"volume": v}))?;
+            } else {
+                writeln!(cx.out, "{} ({v} bytes)", human::bytes(v))?;
+            }
+        }
+        Command::Migrate {
+            src,
+            dst,
+            dest_type,
+            shards,
+            drop_source,
+            copy_pickled_values,
+            batch_size,
+            verbose,
+        } => {
+            let base = match dest_type {
+                Some(MigrateType::Index) => StoreKind::Index,
+                Some(MigrateType::Cache) => StoreKind::Cache,
+                None => cx.kind().unwrap_or(StoreKind::Cache),
+            };
+            let kind = match (base, shards.is_some()) {
+                (StoreKind::Cache, true) => Some(StoreKind::FanoutCache),
+                (StoreKind::Index, true) => Some(StoreKind::FanoutIndex),
+                _ if dest_type.is_some() || cx.kind().is_some() => Some(base),
+                _ => None,
+            };
+            let opts = MigrateOptions {
+                kind,
+                shards: *shards,
+                drop_source: *drop_source,
+                pickled_values: if *copy_pickled_values {
+                    PickledValues::CopyOpaque
+                } else {
+                    PickledValues::Skip
+                },
+                batch_size: *batch_size,
+                ..MigrateOptions::default()
+            };
+            let pb = cx.progress(Some(0), "migrating");
+            let report = migrate::migrate_with_progress(src, dst, &opts, &mut |p| {
+                pb.set_length(p.total);
+                pb.set_position(p.done);
+            })?;
+            pb.finish_and_clear();
+            if json {
+                cx.print_json(&serde_json::to_value(&report)?)?;
+            } else {
+                let o = &mut cx.out;
+                writeln!(
+                    o,
+                    "migrated {} of {} entries from {} to {} in {} ({:.0} entries/s)",
+                    report.migrated,
+                    report.source_entries,
+                    src.display(),
+                    dst.display(),
+                    human::duration(report.elapsed),
+                    report.rate()
+                )?;
+                if *drop_source {
+                    writeln!(o, "dropped {} entries from the source", report.dropped)?;
+                    if report.changed_in_source > 0 {
+                        writeln!(
+                            o,
+                            "kept {} entries in the source that changed during the migration (run it again)",
+                            report.changed_in_source
+                        )?;
+                    }
+                }
+                if report.vanished > 0 {
+                    writeln!(
+                        o,
+                        "{} entries vanished from the source meanwhile",
+                        report.vanished
+                    )?;
+                }
+                if !report.skipped.is_empty() {
+                    let counts: Vec<String> = report
+                        .skip_counts()
+                        .iter()
+                        .map(|(code, n)| format!("{n} {code}"))
+                        .collect();
+                    writeln!(o, "skipped {}: {}", report.skipped.len(), counts.join(", "))?;
+                    let shown = if *verbose { usize::MAX } else { 20 };
+                    for s in report.skipped.iter().take(shown) {
+                        let at = if s.shard.is_empty() {
+                            String::new()
+                        } else {
+                            format!("shard {} ", s.shard)
+                        };
+                        writeln!(o, "  skipped {} ({at}row {}): {}", s.key, s.rowid, s.reason)?;
+                    }
+                    if report.skipped.len() > shown {
+                        writeln!(
+                            o,
+                            "  … and {} more (list them all with --verbose)",
+                            report.skipped.len() - shown
+                        )?;
+                    }
+                }
+                for e in &report.errors {
+                    writeln!(o, "  failed {} (row {}): {}", e.key, e.rowid, e.error)?;
+                }
+            }
+            if !report.errors.is_empty() {
+                cx.out.flush()?;
+                eprintln!(
+                    "error: {} entries could not be migrated (they stay in the source)",
+                    report.errors.len()
+                );
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    cx.out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn removed(cx: &mut Ctx<'_>, n: u64, what: &str) -> Result<()> {
+    if cx.cli.json {
+        cx.print_json(&json!({"removed": n}))
+    } else {
+        let sep = if what.is_empty() { "" } else { " " };
+        writeln!(cx.out, "removed {n}{sep}{what} entries")?;
+        Ok(())
+    }
+}
+
+fn read_stdin() -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut v)
+        .context("cannot read the value from stdin")?;
+    Ok(v)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,137 @@
+//! Bad-disk child: runs store operations in conditions the test process should not put
+//! itself in (another user, a file size limit) and reports what happened on stdout.
+//!
+//! - `disk_worker ro DIR NEW_DIR KEYS…`: opens the existing store `DIR` (expected to be
+//!   unwritable), reads `KEYS`, tries a write; then tries to create a store at `NEW_DIR`.
+//! - `disk_worker fill DIR LIMIT`: sets `RLIMIT_FSIZE` to `LIMIT` bytes (ignoring
+//!   `SIGXFSZ`, so writes fail with `EFBIG` instead of killing the process), writes a
+//!   value larger than the limit, then values until a write fails, then reads back and
+//!   tries a few more writes. Prints `OK key version` after each successful write.
+//!
+//! Error lines carry the error's variant (`{:?}` up to the first `{`/`(`) and message.
+
+use std::time::Duration;
+
+use sciqlop_cache::{Cache, Error};
+use sciqlop_cache_tests::{SMALL_THRESHOLD, describe, payload};
+
+fn variant(e: &Error) -> String {
+    let d = format!("{e:?}");
+    d.split(['{', '(', ' ']).next().unwrap_or("").to_owned()
+}
+
+fn err_line(what: &str, e: &Error) -> String {
+    format!(
+        "{what} err {} {}",
+        variant(e),
+        e.to_string().replace('\n', " ")
+    )
+}
+
+fn open(dir: &str) -> Result<Cache, Error> {
+    Cache::builder()
+        .file_threshold(SMALL_THRESHOLD)
+        .maintenance_interval(Duration::ZERO)
+        .open(dir)
+}
+
+fn read_only(dir: &str, new_dir: &str, keys: &[String]) {
+    match open(dir) {
+        Err(e) => println!("{}", err_line("OPEN", &e)),
+        Ok(c) => {
+            println!("OPEN ok");
+            for k in keys {
+                match c.get(k) {
+                    Ok(v) => println!("GET {k} {}", describe(k, v.as_deref())),
+                    Err(e) => println!("{}", err_line(&format!("GET {k}"), &e)),
+                }
+            }
+            match c.set("new-key", b"x") {
+                Ok(()) => println!("SET ok"),
+                Err(e) => println!("{}", err_line("SET", &e)),
+            }
+            match c.set("new-file-key", vec![7u8; 1000]) {
+                Ok(()) => println!("SETFILE ok"),
+                Err(e) => println!("{}", err_line("SETFILE", &e)),
+            }
+        }
+    }
+    match open(new_dir) {
+        Ok(_) => println!("NEW ok"),
+        Err(e) => println!("{}", err_line("NEW", &e)),
+    }
+}
+
+#[allow(unsafe_code)]
+fn limit_file_size(bytes: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: bytes as libc::rlim_t,
+    };
+    // SAFETY: plain system calls with valid arguments; no memory is shared.
+    unsafe {
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0, "setrlimit");
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+fn fill(dir: &str, limit: u64) {
+    let c = open(dir).expect("open before the limit");
+    limit_file_size(limit);
+    match c.set("huge", vec![9u8; 2 * limit as usize]) {
+        Ok(()) => println!("HUGE ok"),
+        Err(e) => println!("{}", err_line("HUGE", &e)),
+    }
+    let mut acked = Vec::new();
+    for i in 0..200_000u64 {
+        let k = format!("f{i:06}");
+        match c.set(&k, payload(&k, i)) {
+            Ok(()) => {
+                println!("OK {k} {i}");
+                acked.push((k, i));
+            }
+            Err(e) => {
+                println!("FAILED {k} {i}");
+                println!("{}", err_line("FULL", &e));
+                break;
+            }
+        }
+    }
+    let mut bad = 0;
+    for (k, i) in acked.iter().rev().take(50) {
+        match c.get(k) {
+            Ok(Some(v)) if v == payload(k, *i) => {}
+            other => {
+                bad += 1;
+                println!("READBAD {k} {other:?}");
+            }
+        }
+    }
+    println!("READ {bad}");
+    for j in 0..3 {
+        let k = format!("after{j}");
+        match c.set(&k, payload(&k, 1)) {
+            Ok(()) => println!("OK {k} 1"),
+            Err(e) => {
+                println!("FAILED {k} 1");
+                println!("{}", err_line("AFTER", &e));
+            }
+        }
+    }
+    match c.check(false) {
+        Ok(r) => println!("CHECK {}", r.ok),
+        Err(e) => println!("{}", err_line("CHECK", &e)),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("ro") if args.len() >= 4 => read_only(&args[2], &args[3], &args[4..]),
+        Some("fill") if args.len() == 4 => fill(&args[2], args[3].parse().expect("LIMIT")),
+        _ => {
+            eprintln!("usage: disk_worker ro DIR NEW_DIR KEYS… | fill DIR LIMIT");
+            std::process::exit(2);
+        }
+    }
+}
