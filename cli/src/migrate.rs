@@ -842,14 +842,15 @@ fn handle_row(
     Ok(())
 }
 
+/// The destination options of an entry; `None` when it has expired by now.
 fn set_options(p: &Pending, now: f64) -> Option<SetOptions> {
     let mut o = SetOptions::new();
     if let Some(at) = p.expire_at {
-        let remaining = at - now;
-        if remaining <= 0.0 {
+        if at <= now {
             return None;
         }
-        o = o.expire(Duration::from_secs_f64(remaining.min(1e12)));
+        // The same absolute expiry as in the source (diskcache stores unix seconds).
+        o = o.expire_at(std::time::UNIX_EPOCH + Duration::from_secs_f64(at.min(1e12)));
     }
     if let Some(t) = &p.tag {
         o = o.tag(t.clone());

@@ -339,7 +339,7 @@ impl AnyStore {
     }
 
     fn check_plain(&self, opts: &SetOptions) -> Result<(), StoreError> {
-        if opts.expire_after().is_some() {
+        if opts.expiry().is_some() {
             return Err(self.unsupported("expiry"));
         }
         if opts.tag_name().is_some() {

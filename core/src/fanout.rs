@@ -332,6 +332,11 @@ impl<P: Policy> Fanout<P> {
         self.shard_for(key).contains(key)
     }
 
+    /// See [`Store::entry_info`].
+    pub fn entry_info(&self, key: &str) -> Result<Option<crate::EntryInfo>> {
+        self.shard_for(key).entry_info(key)
+    }
+
     /// See [`Store::incr`].
     pub fn incr(&self, key: &str, delta: i64, default: i64) -> Result<i64> {
         self.shard_for(key).incr(key, delta, default)

@@ -84,7 +84,7 @@ pub use error::{Error, Result};
 pub use fanout::{Fanout, FanoutBuilder, FanoutCache, FanoutIndex, FanoutKeys};
 pub use options::{
     Builder, CheckReport, DEFAULT_FILE_THRESHOLD, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE,
-    SetOptions, Stats,
+    EntryInfo, Expiry, SetOptions, Stats,
 };
 pub use policy::{CacheKind, IndexKind, Policy};
 pub use store::{Cache, Index, Keys, Lock, Store};

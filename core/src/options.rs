@@ -3,7 +3,7 @@
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::clock::{Clock, SystemClock};
 use crate::policy::Policy;
@@ -19,8 +19,34 @@ use crate::{Result, Store};
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SetOptions {
-    pub(crate) expire: Option<Duration>,
+    pub(crate) expire: Option<Expiry>,
     pub(crate) tag: Option<String>,
+}
+
+/// When an entry expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// This long after the write.
+    After(Duration),
+    /// At this wall-clock time (a time in the past expires the entry at once).
+    At(SystemTime),
+}
+
+impl Expiry {
+    /// Absolute expiry in Unix microseconds, for a write at `now` (Unix microseconds).
+    #[cfg_attr(feature = "guest", allow(dead_code))]
+    pub(crate) fn at_micros(self, now: i64) -> crate::Result<i64> {
+        let too_far =
+            || crate::Error::InvalidArgument(format!("expiry {self:?} is too far in the future"));
+        match self {
+            Expiry::After(d) => now.checked_add(crate::clock::micros(d)).ok_or_else(too_far),
+            Expiry::At(t) => match t.duration_since(SystemTime::UNIX_EPOCH) {
+                Ok(d) => i64::try_from(d.as_micros()).map_err(|_| too_far()),
+                // Before 1970: long expired.
+                Err(_) => Ok(i64::MIN),
+            },
+        }
+    }
 }
 
 impl SetOptions {
@@ -33,7 +59,15 @@ impl SetOptions {
     /// a zero duration makes the entry expire at once).
     #[must_use]
     pub fn expire(mut self, after: Duration) -> Self {
-        self.expire = Some(after);
+        self.expire = Some(Expiry::After(after));
+        self
+    }
+
+    /// The entry expires at wall-clock time `at` (e.g. to carry over an expiry read from
+    /// elsewhere); a time already past expires it at once.
+    #[must_use]
+    pub fn expire_at(mut self, at: SystemTime) -> Self {
+        self.expire = Some(Expiry::At(at));
         self
     }
 
@@ -45,7 +79,7 @@ impl SetOptions {
     }
 
     /// The expiry set, if any.
-    pub fn expire_after(&self) -> Option<Duration> {
+    pub fn expiry(&self) -> Option<Expiry> {
         self.expire
     }
 
@@ -177,6 +211,20 @@ impl<P: Policy> Builder<P> {
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store<P>> {
         Store::open_with(path.as_ref(), self.config)
     }
+}
+
+/// What is known of one live entry, without reading its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntryInfo {
+    /// Length of the value in bytes.
+    pub size: u64,
+    /// When it expires, if ever.
+    pub expire: Option<SystemTime>,
+    /// Its tag, if any.
+    pub tag: Option<String>,
+    /// Whether the value lives in its own file (else inline in the database).
+    pub in_file: bool,
 }
 
 /// Hit and miss counts of this instance since it was opened or last reset.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::engine::{Backend, Engine, TxGuard};
-use crate::options::{Builder, CheckReport, Config, SetOptions, Stats};
+use crate::options::{Builder, CheckReport, Config, EntryInfo, SetOptions, Stats};
 use crate::policy::{CacheKind, IndexKind, Policy};
 use crate::{Error, Result};
 
@@ -193,6 +193,24 @@ impl<P: Policy> Store<P> {
     pub fn contains(&self, key: &str) -> Result<bool> {
         self.check_key(key)?;
         self.engine.contains(key)
+    }
+
+    /// Size, expiry, tag and tier of a live entry, without reading its value.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// use sciqlop_cache::SetOptions;
+    /// use std::time::Duration;
+    /// cache.set_with("k", b"abc", &SetOptions::new().tag("t").expire(Duration::from_secs(60)))?;
+    /// let info = cache.entry_info("k")?.expect("live");
+    /// assert_eq!((info.size, info.tag.as_deref()), (3, Some("t")));
+    /// assert!(info.expire.is_some());
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    pub fn entry_info(&self, key: &str) -> Result<Option<EntryInfo>> {
+        self.check_key(key)?;
+        self.engine.info(key)
     }
 
     /// Number of live entries (exact; no table scan).

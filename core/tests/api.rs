@@ -767,3 +767,41 @@ fn stores_are_send_and_sync() {
     assert::<Index>();
     assert::<sciqlop_cache::FanoutCache>();
 }
+
+#[test]
+fn absolute_expiry_and_entry_info() -> R {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let dir = tempfile::tempdir()?;
+    let (cache, clock) = clocked(dir.path());
+    let now = UNIX_EPOCH + Duration::from_micros(1_700_000_000_000_000);
+    cache.set_with(
+        "at",
+        b"v",
+        &SetOptions::new().expire_at(now + secs(10)).tag("t"),
+    )?;
+    cache.set_with("past", b"v", &SetOptions::new().expire_at(now - secs(1)))?;
+    cache.set_with(
+        "ancient",
+        b"v",
+        &SetOptions::new().expire_at(SystemTime::UNIX_EPOCH - secs(5)),
+    )?;
+    assert!(!cache.contains("past")? && !cache.contains("ancient")?);
+    let info = cache.entry_info("at")?.expect("live");
+    assert_eq!(info.expire, Some(now + secs(10)));
+    assert_eq!(
+        (info.size, info.tag.as_deref(), info.in_file),
+        (1, Some("t"), false)
+    );
+    assert_eq!(cache.entry_info("past")?, None);
+    assert_eq!(cache.entry_info("missing")?, None);
+    clock.advance(secs(11));
+    assert_eq!(cache.get("at")?, None);
+    assert_eq!(cache.entry_info("at")?, None);
+    let big = Cache::builder()
+        .file_threshold(8)
+        .open(dir.path().join("big"))?;
+    big.set("f", [1u8; 100])?;
+    let info = big.entry_info("f")?.expect("live");
+    assert!(info.in_file && info.expire.is_none() && info.size == 100);
+    Ok(())
+}

@@ -18,10 +18,10 @@
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::engine::{Backend, TxGuard};
-use crate::options::{CheckReport, Config, SetOptions, Stats};
+use crate::options::{CheckReport, Config, EntryInfo, Expiry, SetOptions, Stats};
 use crate::policy::Policy;
 use crate::{Error, Result};
 
@@ -91,7 +91,10 @@ fn wit_options(opts: &SetOptions) -> Option<wt::SetOptions> {
         return None;
     }
     Some(wt::SetOptions {
-        expire_ms: opts.expire.map(millis),
+        expire_ms: opts.expire.map(|e| match e {
+            Expiry::After(d) => millis(d),
+            Expiry::At(t) => millis(t.duration_since(SystemTime::now()).unwrap_or_default()),
+        }),
         tag: opts.tag.clone(),
     })
 }
@@ -248,6 +251,12 @@ impl<P: Policy> Backend for Engine<P> {
 
     fn contains(&self, key: &str) -> Result<bool> {
         self.route(key, |t| t.contains(key), |s| s.contains(key))
+    }
+
+    fn info(&self, _key: &str) -> Result<Option<EntryInfo>> {
+        Err(Error::Unsupported(
+            "entry_info is not part of the plugin interface",
+        ))
     }
 
     fn len(&self) -> Result<u64> {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::Result;
-use crate::options::{CheckReport, Config, SetOptions, Stats};
+use crate::options::{CheckReport, Config, EntryInfo, SetOptions, Stats};
 
 #[cfg(all(feature = "sqlite", not(feature = "guest")))]
 pub(crate) mod sqlite;
@@ -48,6 +48,7 @@ pub(crate) trait Backend: Sized + Send + Sync {
     fn pop(&self, key: &str) -> Result<Option<Vec<u8>>>;
     fn touch(&self, key: &str, expire: Option<Duration>) -> Result<bool>;
     fn contains(&self, key: &str) -> Result<bool>;
+    fn info(&self, key: &str) -> Result<Option<EntryInfo>>;
     fn len(&self) -> Result<u64>;
     fn keys_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>>;
     fn clear(&self) -> Result<u64>;

@@ -27,7 +27,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use crate::clock::micros;
 use crate::engine::{Backend, TxGuard};
-use crate::options::{CheckReport, Config, SetOptions, Stats};
+use crate::options::{CheckReport, Config, EntryInfo, SetOptions, Stats};
 use crate::policy::Policy;
 use crate::{Error, Result};
 
@@ -102,12 +102,7 @@ impl Shared {
     }
 
     fn expiry_of(&self, opts: &SetOptions, now: i64) -> Result<Option<i64>> {
-        match opts.expire {
-            None => Ok(None),
-            Some(d) => now.checked_add(micros(d)).map(Some).ok_or_else(|| {
-                Error::InvalidArgument(format!("expiry {d:?} is too far in the future"))
-            }),
-        }
+        opts.expire.map(|e| e.at_micros(now)).transpose()
     }
 
     fn live(&self, expire: Option<i64>, now: i64) -> bool {
@@ -1003,7 +998,9 @@ impl<P: Policy> Backend for Engine<P> {
     fn touch(&self, key: &str, expire: Option<Duration>) -> Result<bool> {
         let s = &*self.shared;
         let now = s.now();
-        let at = s.expiry_of(&SetOptions { expire, tag: None }, now)?;
+        let at = expire
+            .map(|d| crate::options::Expiry::After(d).at_micros(now))
+            .transpose()?;
         s.write(false, |w| {
             Ok(s.exec(w, schema::TOUCH, params![key, at, now])? > 0)
         })
@@ -1019,6 +1016,36 @@ impl<P: Policy> Backend for Engine<P> {
                 .map_err(|e| s.sql_err(e))?;
             Ok(matches!(e, Some(e) if s.live(e, now)))
         })
+    }
+
+    fn info(&self, key: &str) -> Result<Option<EntryInfo>> {
+        let s = &*self.shared;
+        let now = s.now();
+        let row = s.read(|c| {
+            c.prepare_cached(schema::INFO)
+                .and_then(|mut st| {
+                    st.query_row([key], |r| {
+                        Ok((
+                            r.get::<_, Option<String>>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, Option<i64>>(2)?,
+                            r.get::<_, Option<String>>(3)?,
+                        ))
+                    })
+                    .optional()
+                })
+                .map_err(|e| s.sql_err(e))
+        })?;
+        Ok(row
+            .filter(|r| s.live(r.2, now))
+            .map(|(file, size, expire, tag)| EntryInfo {
+                size: size.max(0) as u64,
+                expire: expire
+                    .filter(|_| s.expiry)
+                    .map(|e| std::time::UNIX_EPOCH + Duration::from_micros(e.max(0) as u64)),
+                tag,
+                in_file: file.is_some(),
+            }))
     }
 
     fn len(&self) -> Result<u64> {

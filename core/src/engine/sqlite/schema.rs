@@ -69,6 +69,7 @@ pub(crate) const CREATE_LRU_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_use)";
 
 pub(crate) const GET: &str = "SELECT value, file, size, expire FROM entries WHERE key = ?1";
+pub(crate) const INFO: &str = "SELECT file, size, expire, tag FROM entries WHERE key = ?1";
 pub(crate) const CONTAINS: &str = "SELECT expire FROM entries WHERE key = ?1";
 pub(crate) const UPSERT: &str = "
 INSERT OR FAIL INTO entries(key, value, file, size, expire, last_use, tag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
