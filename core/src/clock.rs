@@ -19,11 +19,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_micros(&self) -> i64 {
-        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
-            // A clock set before 1970: treat as the epoch rather than failing reads.
-            Err(_) => 0,
-        }
+        crate::platform::now_micros()
     }
 }
 

@@ -76,6 +76,7 @@ mod engine;
 mod error;
 pub mod fanout;
 mod options;
+mod platform;
 mod policy;
 mod store;
 

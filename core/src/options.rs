@@ -110,6 +110,8 @@ pub struct Config {
     pub(crate) sync_files: bool,
     #[cfg_attr(feature = "guest", allow(dead_code))]
     pub(crate) evict_to: f64,
+    #[cfg_attr(feature = "guest", allow(dead_code))]
+    pub(crate) vfs: Option<String>,
 }
 
 impl Default for Config {
@@ -123,6 +125,7 @@ impl Default for Config {
             maintenance_interval: Duration::from_secs(1),
             sync_files: false,
             evict_to: 0.9,
+            vfs: None,
         }
     }
 }
@@ -204,6 +207,15 @@ impl<P: Policy> Builder<P> {
     #[must_use]
     pub fn sync_files(mut self, on: bool) -> Self {
         self.config.sync_files = on;
+        self
+    }
+
+    /// Opens the database through the SQLite VFS registered as `name` instead of the
+    /// default one (e.g. `"opfs-sahpool"` for persistent storage in a browser worker,
+    /// once installed with sqlite-wasm-rs).
+    #[must_use]
+    pub fn vfs(mut self, name: impl Into<String>) -> Self {
+        self.config.vfs = Some(name.into());
         self
     }
 

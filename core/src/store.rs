@@ -348,7 +348,7 @@ impl<P: Policy> Store<P> {
 
     /// Takes the lock `name` if it is free.
     pub fn try_lock(&self, name: &str, expire: Duration) -> Result<Option<Lock<'_, P>>> {
-        let owner = format!("{:032x}", random_u128());
+        let owner = format!("{:032x}", crate::platform::unique_token());
         if self.engine.try_lock(name, &owner, expire)? {
             Ok(Some(Lock {
                 store: self,
@@ -368,6 +368,15 @@ impl<P: Policy> Store<P> {
         expire: Duration,
         timeout: Duration,
     ) -> Result<Lock<'_, P>> {
+        if !crate::platform::PLATFORM.threads {
+            // No sleeping (and no other thread to release it) in a browser: one try.
+            return self
+                .try_lock(name, expire)?
+                .ok_or_else(|| Error::LockTimeout {
+                    name: name.to_owned(),
+                    waited: Duration::ZERO,
+                });
+        }
         let start = Instant::now();
         let mut pause = Duration::from_micros(100);
         loop {
@@ -446,18 +455,6 @@ fn encode<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>> {
         key: key.to_owned(),
         source,
     })
-}
-
-fn random_u128() -> u128 {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the OS; mixing in time and a counter makes owners unique.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    h.write_u32(std::process::id());
-    let a = h.finish();
-    h.write_u64(a);
-    (u128::from(a) << 64) | u128::from(h.finish())
 }
 
 impl Store<CacheKind> {

@@ -13,6 +13,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::platform::PLATFORM;
 use crate::{Error, Result};
 
 pub(crate) const TMP_DIR: &str = "tmp";
@@ -51,8 +52,10 @@ impl FileTier {
     pub(crate) fn new(dir: &Path, sync: bool) -> Result<Self> {
         let data = dir.join("data");
         let tmp = data.join(TMP_DIR);
-        fs::create_dir_all(&tmp)
-            .map_err(|e| Error::io(format!("creating value directory {}", tmp.display()), e))?;
+        if PLATFORM.files {
+            fs::create_dir_all(&tmp)
+                .map_err(|e| Error::io(format!("creating value directory {}", tmp.display()), e))?;
+        }
         Ok(FileTier {
             data,
             tmp,
@@ -187,6 +190,9 @@ impl FileTier {
     pub(crate) fn scan(&self) -> Result<(Vec<String>, Vec<PathBuf>)> {
         let mut values = Vec::new();
         let mut stale_temps = Vec::new();
+        if !PLATFORM.files {
+            return Ok((values, stale_temps));
+        }
         let rd = |p: &Path| {
             fs::read_dir(p).map_err(|e| Error::io(format!("listing {}", p.display()), e))
         };

@@ -28,6 +28,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use crate::clock::micros;
 use crate::engine::{Backend, TxGuard};
 use crate::options::{CheckReport, Config, EntryInfo, SetOptions, Stats};
+use crate::platform::PLATFORM;
 use crate::policy::Policy;
 use crate::{Error, Result};
 
@@ -110,11 +111,7 @@ impl Shared {
     }
 
     fn open_reader(&self) -> Result<Connection> {
-        let mut conn = Connection::open_with_flags(
-            &self.db_path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| self.sql_err(e))?;
+        let mut conn = open_connection(&self.db_path, &self.config, false)?;
         configure(&mut conn, false).map_err(|e| self.sql_err(e))?;
         Ok(conn)
     }
@@ -122,7 +119,7 @@ impl Shared {
     /// Runs `f` on a connection that sees this thread's view: the writer inside this
     /// thread's transaction, otherwise a pooled reader.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        if self.tx_owner.load(Ordering::Acquire) == thread_token() {
+        if !PLATFORM.wal || self.tx_owner.load(Ordering::Acquire) == thread_token() {
             let guard = self.writer.lock();
             let w = guard.borrow();
             if w.aborted {
@@ -525,6 +522,19 @@ fn sql_error(path: &Path, e: rusqlite::Error) -> Error {
     }
 }
 
+/// Opens a connection (the writer may create the database), through the configured VFS.
+fn open_connection(path: &Path, config: &Config, create: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    match &config.vfs {
+        None => Connection::open_with_flags(path, flags),
+        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs.as_str()),
+    }
+    .map_err(|e| sql_error(path, e))
+}
+
 /// Waits for other processes' locks with short sleeps (SQLite's default handler sleeps
 /// up to 100 ms at a time), for up to about ten minutes.
 fn busy_handler(attempt: i32) -> bool {
@@ -558,9 +568,12 @@ fn configure(conn: &mut Connection, writer: bool) -> rusqlite::Result<()> {
 impl<P: Policy> Engine<P> {
     fn create_or_validate(shared_path: &Path, conn: &Connection, config: &Config) -> Result<()> {
         let err = |e| sql_error(shared_path, e);
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(err)?;
+        let mode: String = if PLATFORM.wal {
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(err)?
+        } else {
+            "wal".to_owned()
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::ReadOnly {
                 path: shared_path.to_owned(),
@@ -806,8 +819,13 @@ struct Row {
 impl<P: Policy> Backend for Engine<P> {
     type Tx<'a> = SqliteTx<'a>;
 
-    fn open(dir: &Path, config: Config) -> Result<Self> {
+    fn open(dir: &Path, mut config: Config) -> Result<Self> {
+        if !PLATFORM.files {
+            // Every value is a blob in the database.
+            config.file_threshold = usize::MAX;
+        }
         match std::fs::metadata(dir) {
+            _ if !PLATFORM.files => {}
             Ok(m) if !m.is_dir() => return Err(Error::NotADirectory(dir.to_owned())),
             Ok(_) => {}
             Err(_) => std::fs::create_dir_all(dir).map_err(|e| match e.kind() {
@@ -835,7 +853,7 @@ impl<P: Policy> Backend for Engine<P> {
             }
             e => e,
         })?;
-        let mut conn = Connection::open(&db_path).map_err(|e| sql_error(&db_path, e))?;
+        let mut conn = open_connection(&db_path, &config, true)?;
         configure(&mut conn, true).map_err(|e| sql_error(&db_path, e))?;
         Self::create_or_validate(&db_path, &conn, &config)?;
         let readers = (0..READERS).map(|_| Mutex::new(None)).collect();
@@ -866,7 +884,8 @@ impl<P: Policy> Backend for Engine<P> {
         shared.approx_size.store(initial as i64, Ordering::Relaxed);
         // Files queued by a crashed process or another program's deletes.
         shared.drain_discarded()?;
-        let wants_thread = P::EXPIRY || (P::LRU && shared.config.max_size > 0);
+        let wants_thread =
+            PLATFORM.threads && (P::EXPIRY || (P::LRU && shared.config.max_size > 0));
         let maintenance = if wants_thread && !shared.config.maintenance_interval.is_zero() {
             Some(Maintenance::start(shared.clone())?)
         } else {
@@ -890,7 +909,9 @@ impl<P: Policy> Backend for Engine<P> {
     fn get_with<R>(&self, key: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         let s = &*self.shared;
         let now = s.now();
-        let in_tx = s.tx_owner.load(Ordering::Acquire) == thread_token();
+        // On the writer connection (inside a transaction, or on single-connection
+        // platforms) the writer stays borrowed during the read: copy the value out.
+        let in_tx = !PLATFORM.wal || s.tx_owner.load(Ordering::Acquire) == thread_token();
         let mut f = Some(f);
         let mut result = None;
         // Inside a transaction the writer stays borrowed during the read, so the value
@@ -939,6 +960,10 @@ impl<P: Policy> Backend for Engine<P> {
             None => hit,
         };
         s.note_hit(hit);
+        if self.maintenance.is_none() && s.recency.lock().len() >= RECENCY_FLUSH_AT {
+            // No background thread: flush the recency buffer here, once in a while.
+            s.flush_recency()?;
+        }
         Ok(result)
     }
 
@@ -1187,6 +1212,17 @@ impl<P: Policy> Backend for Engine<P> {
 
     fn volume(&self) -> Result<u64> {
         let s = &*self.shared;
+        if !PLATFORM.files {
+            return s.read(|c| {
+                c.query_row(
+                    "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| n.max(0) as u64)
+                .map_err(|e| s.sql_err(e))
+            });
+        }
         let files = s.read(|c| s.totals(c))?.2;
         let mut db = 0;
         for suffix in ["", "-wal", "-shm"] {
