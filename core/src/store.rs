@@ -315,7 +315,8 @@ impl<P: Policy> Store<P> {
     /// commits together, or not at all when `f` returns `Err` or panics. The closure's
     /// argument is the store itself; nested `transact` calls join the outer transaction
     /// (an inner `Err` rolls back only the inner part). Other threads and processes see
-    /// nothing until the commit, and their writes wait for it.
+    /// nothing until the commit, and their writes wait for it — so the closure must not
+    /// wait for another thread's write to this store (that thread waits for the commit).
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;

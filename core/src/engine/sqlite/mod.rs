@@ -368,6 +368,9 @@ impl<'a> SqliteTx<'a> {
     fn begin(shared: &'a Shared, guard: ReentrantMutexGuard<'a, RefCell<Writer>>) -> Result<Self> {
         {
             let mut w = guard.borrow_mut();
+            if w.aborted {
+                return Err(Error::TransactionAborted);
+            }
             let sql = if w.depth == 0 {
                 "BEGIN IMMEDIATE".to_owned()
             } else {
