@@ -7,3 +7,5 @@ cd "$ROOT"
 "$ROOT/scripts/setup.sh"
 "$ROOT/scripts/build-guests.sh" >/dev/null
 cargo test --workspace --locked
+# The browser build: wasm-bindgen-test under node, then headless Chromium with OPFS.
+"$ROOT/scripts/test-web.sh"

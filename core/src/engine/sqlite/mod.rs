@@ -541,6 +541,10 @@ fn open_connection(path: &Path, config: &Config, create: bool) -> Result<Connect
 /// Waits for other processes' locks with short sleeps (SQLite's default handler sleeps
 /// up to 100 ms at a time), for up to about ten minutes.
 fn busy_handler(attempt: i32) -> bool {
+    if !PLATFORM.threads {
+        // Nothing else can release the lock, and sleeping is impossible.
+        return false;
+    }
     match attempt {
         0..=9 => std::thread::yield_now(),
         10..=99 => std::thread::sleep(Duration::from_micros(50)),

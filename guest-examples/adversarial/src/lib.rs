@@ -1,0 +1,217 @@
+//! Adversarial and probing plugin used by the host's integration tests and benchmark.
+//! Not an example: each mode misbehaves on purpose or pokes at one host rule.
+//!
+//! Results are printed as `ok:...` or `err:<error-variant>` so tests can check typed
+//! errors without parsing prose.
+
+use cache_guest::bindings::sciqlop::cache::cache as wit;
+use cache_guest::{Cache, Error, Plugin, Transaction};
+
+struct Adversary;
+
+/// The WIT variant name of an error.
+fn kind(e: &Error) -> &'static str {
+    match e {
+        Error::NotFound => "not-found",
+        Error::AccessDenied => "access-denied",
+        Error::InvalidKey(_) => "invalid-key",
+        Error::TooLarge(_) => "too-large",
+        Error::QuotaExceeded(_) => "quota-exceeded",
+        Error::NotACounter => "not-a-counter",
+        Error::Overflow => "overflow",
+        Error::Conflict => "conflict",
+        Error::TransactionClosed => "transaction-closed",
+        Error::InvalidArgument(_) => "invalid-argument",
+        Error::Io(_) => "io",
+    }
+}
+
+fn out<T: std::fmt::Display>(r: Result<T, Error>) -> String {
+    match r {
+        Ok(v) => format!("ok:{v}"),
+        Err(e) => format!("err:{}", kind(&e)),
+    }
+}
+
+fn arg(args: &[String], i: usize) -> Result<&str, String> {
+    args.get(i)
+        .map(String::as_str)
+        .ok_or(format!("missing argument {i}"))
+}
+
+fn num(args: &[String], i: usize) -> Result<u64, String> {
+    arg(args, i)?
+        .parse()
+        .map_err(|e| format!("argument {i}: {e}"))
+}
+
+impl Plugin for Adversary {
+    fn run(args: Vec<String>) -> Result<String, String> {
+        let mode = arg(&args, 0)?;
+        match mode {
+            // --- misbehaviour ---
+            "spin" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    let mut chunk = vec![0u8; 1 << 20];
+                    chunk[0] = 1;
+                    hoard.push(std::hint::black_box(chunk));
+                }
+            }
+            "trap-in-tx" => {
+                // Writes two keys in a transaction, then traps before committing.
+                let cache = Cache::open(arg(&args, 1)?).map_err(|e| kind(&e).to_string())?;
+                let _: Result<(), Error> = cache.transact(|tx: &Transaction| {
+                    tx.set("a", "partial-a")?;
+                    tx.incr("n", 1, 0)?;
+                    tx.set("b", "partial-b")?;
+                    panic!("trap in the middle of a transaction");
+                });
+                Ok("unreachable".into())
+            }
+            "drop-tx" => {
+                // Writes in a transaction and drops it without committing.
+                let store = wit::open(arg(&args, 1)?).map_err(|e| kind(&e).to_string())?;
+                let tx = store.begin().map_err(|e| kind(&e).to_string())?;
+                tx.set("a", b"dropped", None)
+                    .map_err(|e| kind(&e).to_string())?;
+                drop(tx);
+                Ok("ok:dropped".into())
+            }
+            "handles" => {
+                // Opens the same store until the host refuses; keeps every handle.
+                let name = arg(&args, 1)?;
+                let mut held = Vec::new();
+                loop {
+                    match wit::open(name) {
+                        Ok(s) => held.push(s),
+                        Err(e) => {
+                            return Ok(format!("opened {} then err:{}", held.len(), kind(&e)));
+                        }
+                    }
+                    if held.len() > 100_000 {
+                        return Ok("no cap".into());
+                    }
+                }
+            }
+            // --- probes ---
+            "open" => Ok(out(Cache::open(arg(&args, 1)?).map(|_| "opened"))),
+            "set" => {
+                let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
+                Ok(out(cache
+                    .set(arg(&args, 2)?, arg(&args, 3)?)
+                    .map(|()| "set")))
+            }
+            "get" => {
+                let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
+                Ok(out(cache.get(arg(&args, 2)?).map(|v| match v {
+                    Some(v) => String::from_utf8_lossy(&v).into_owned(),
+                    None => "<none>".into(),
+                })))
+            }
+            "set-size" => {
+                // set STORE KEY SIZE: a value of SIZE bytes.
+                let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
+                let size = usize::try_from(num(&args, 3)?).map_err(|e| e.to_string())?;
+                Ok(out(cache
+                    .set(arg(&args, 2)?, vec![b'x'; size])
+                    .map(|()| "set")))
+            }
+            "set-key-len" => {
+                // A key of N bytes.
+                let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
+                let key = "k".repeat(usize::try_from(num(&args, 2)?).map_err(|e| e.to_string())?);
+                Ok(out(cache.set(&key, "v").map(|()| "set")))
+            }
+            "fill" => {
+                // fill STORE N SIZE: N values of SIZE bytes, then report len and size.
+                let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
+                let n = num(&args, 2)?;
+                let size = usize::try_from(num(&args, 3)?).map_err(|e| e.to_string())?;
+                for i in 0..n {
+                    if let Err(e) = cache.set(&format!("fill:{i:08}"), vec![b'f'; size]) {
+                        return Ok(format!("err:{} at {i}", kind(&e)));
+                    }
+                }
+                let len = cache.len().map_err(|e| kind(&e).to_string())?;
+                let bytes = cache.size().map_err(|e| kind(&e).to_string())?;
+                Ok(format!("ok:len={len} size={bytes}"))
+            }
+            "keys" => {
+                let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
+                Ok(out(cache.keys_with_prefix("").map(|k| k.join(","))))
+            }
+            "len" => {
+                let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
+                Ok(out(cache.len()))
+            }
+            "get-loop" => {
+                // get STORE KEY N times (for the benchmark); prints the hits.
+                let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
+                let key = arg(&args, 2)?;
+                let n = num(&args, 3)?;
+                let mut hits = 0u64;
+                for _ in 0..n {
+                    if cache.get(key).map_err(|e| kind(&e).to_string())?.is_some() {
+                        hits += 1;
+                    }
+                }
+                Ok(format!("ok:{hits}"))
+            }
+            "conflict" => {
+                // A transaction reads a key, someone else changes it, the commit must fail.
+                let store = wit::open(arg(&args, 1)?).map_err(|e| kind(&e).to_string())?;
+                store
+                    .set("c", b"1", None)
+                    .map_err(|e| kind(&e).to_string())?;
+                let tx = store.begin().map_err(|e| kind(&e).to_string())?;
+                let seen = tx.get("c").map_err(|e| kind(&e).to_string())?;
+                store
+                    .set("c", b"2", None)
+                    .map_err(|e| kind(&e).to_string())?;
+                tx.set("c", b"from-tx", None)
+                    .map_err(|e| kind(&e).to_string())?;
+                tx.set("d", b"from-tx", None)
+                    .map_err(|e| kind(&e).to_string())?;
+                let commit = out(tx.commit().map(|()| "committed"));
+                let seen = seen
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .unwrap_or_default();
+                Ok(format!("read {seen}, commit {commit}"))
+            }
+            "stat" => {
+                // len, size and stats of a store.
+                let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
+                let len = cache.len().map_err(|e| kind(&e).to_string())?;
+                let size = cache.size().map_err(|e| kind(&e).to_string())?;
+                let st = cache.stats().map_err(|e| kind(&e).to_string())?;
+                Ok(format!(
+                    "ok:len={len} size={size} hits={} misses={}",
+                    st.hits, st.misses
+                ))
+            }
+            "stats-loop" => {
+                // stats-loop STORE KEY N: a cheap host call N times (KEY unused), the
+                // cost of crossing the boundary.
+                let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
+                let n = num(&args, 3)?;
+                let mut total = 0u64;
+                for _ in 0..n {
+                    total =
+                        total.wrapping_add(cache.stats().map_err(|e| kind(&e).to_string())?.hits);
+                }
+                Ok(format!("ok:{}", std::hint::black_box(total) & 1))
+            }
+            "noop" => Ok("ok:noop".into()),
+            _ => Err(format!("unknown mode {mode}")),
+        }
+    }
+}
+
+cache_guest::export_plugin!(Adversary);

@@ -1,0 +1,162 @@
+//! Cost of the plugin boundary, printed as plain figures:
+//!
+//! - a guest `get` through the host against a native `get` on the same cache and key
+//!   (per call, µs);
+//! - plugin instantiation from the pre-instantiated component (`InstancePre`), with and
+//!   without the pooling allocator, and a whole no-op invocation.
+//!
+//! Run: `cargo bench -p sciqlop-cache-host --bench guest_overhead` (builds the guests
+//! with scripts/build-guests.sh first).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sciqlop_cache_host::{HostConfig, PluginHost, PluginPolicy};
+
+fn guests() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-guests.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .expect("running scripts/build-guests.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// A clock for per-call costs: this thread's CPU time from /proc/thread-self/schedstat
+/// (Linux; robust to other load on the machine), else the wall clock.
+#[derive(Clone, Copy)]
+struct Clock {
+    wall: Instant,
+    cpu_ns: Option<u64>,
+}
+
+impl Clock {
+    fn cpu_ns() -> Option<u64> {
+        let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        text.split_whitespace().next()?.parse().ok()
+    }
+
+    fn now() -> Self {
+        Clock {
+            wall: Instant::now(),
+            cpu_ns: Self::cpu_ns(),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        match (self.cpu_ns, Self::cpu_ns()) {
+            (Some(a), Some(b)) => Duration::from_nanos(b.saturating_sub(a)),
+            _ => self.wall.elapsed(),
+        }
+    }
+}
+
+fn s(a: &[&str]) -> Vec<String> {
+    a.iter().map(|x| x.to_string()).collect()
+}
+
+fn per(d: Duration, n: u64) -> f64 {
+    d.as_secs_f64() * 1e6 / n as f64
+}
+
+fn host(root: &Path, pooling: bool, wasm: &Path) -> PluginHost {
+    let mut cfg = HostConfig::new(root);
+    cfg.pooling = pooling;
+    cfg.inherit_stdio = false;
+    let mut h = PluginHost::new(cfg).expect("host");
+    h.load_file("bench", wasm, PluginPolicy::default())
+        .expect("load");
+    h
+}
+
+fn main() {
+    let wasm = guests().join("adversarial.wasm");
+    let root = tempfile::tempdir().expect("tempdir");
+    let h = host(root.path(), true, &wasm);
+    let value = "v".repeat(100);
+    assert_eq!(
+        h.run("bench", &s(&["set", "s", "k", &value])).expect("set"),
+        "ok:set"
+    );
+
+    // Guest get: difference between a loop of N gets and a loop of 1, so that
+    // instantiation and the call itself cancel out. Native get on the same cache and
+    // key, interleaved with the guest runs so both see the same machine load.
+    let n: u64 = 200_000;
+    let scope = h.scope("bench").expect("scope").clone();
+    let cache = scope.cache();
+    let guest_loop = |mode: &str| -> f64 {
+        let t = Clock::now();
+        h.run("bench", &s(&[mode, "s", "k", "1"]))
+            .expect("loop of 1");
+        let one = t.elapsed();
+        let t = Clock::now();
+        let out = h
+            .run("bench", &s(&[mode, "s", "k", &n.to_string()]))
+            .expect("loop");
+        let many = t.elapsed();
+        assert!(out.starts_with("ok:"), "{out}");
+        per(many.saturating_sub(one), n - 1)
+    };
+    let mut native = Vec::new();
+    let mut guest = Vec::new();
+    let mut boundary = Vec::new();
+    for _ in 0..7 {
+        let t = Clock::now();
+        for _ in 0..n {
+            let v = cache.get("s/k").expect("get");
+            assert!(std::hint::black_box(v).is_some());
+        }
+        native.push(per(t.elapsed(), n));
+        guest.push(guest_loop("get-loop"));
+        boundary.push(guest_loop("stats-loop"));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (native, guest, boundary) = (
+        median(&mut native),
+        median(&mut guest),
+        median(&mut boundary),
+    );
+    println!("get of a 100-byte value, median of 7 runs of {n} calls (thread CPU time):");
+    println!("  native get:                     {native:.3} µs/call");
+    println!("  guest get via host:             {guest:.3} µs/call");
+    println!(
+        "  overhead of the guest path:     {:.3} µs/call",
+        guest - native
+    );
+    println!("  a cheap host call (stats) from the guest: {boundary:.3} µs/call");
+
+    let iters: u64 = 2_000;
+    for pooling in [true, false] {
+        let root = tempfile::tempdir().expect("tempdir");
+        let h = host(root.path(), pooling, &wasm);
+        for _ in 0..100 {
+            h.instantiate_only("bench").expect("warm-up");
+        }
+        let t = Clock::now();
+        for _ in 0..iters {
+            h.instantiate_only("bench").expect("instantiate");
+        }
+        let inst = per(t.elapsed(), iters);
+        let t = Clock::now();
+        for _ in 0..iters {
+            h.run("bench", &s(&["noop"])).expect("noop");
+        }
+        let invoke = per(t.elapsed(), iters);
+        let label = if pooling { "pooling" } else { "on-demand" };
+        println!(
+            "instantiation ({label}, InstancePre, fresh store + WASI ctx): {inst:.1} µs; whole no-op invocation: {invoke:.1} µs"
+        );
+    }
+}

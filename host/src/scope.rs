@@ -1,0 +1,674 @@
+//! A plugin's namespace: its cache, its grants and quotas, and the store and transaction
+//! operations behind the WIT interface.
+//!
+//! # Layout: one cache per plugin
+//!
+//! Each plugin gets one `sciqlop_cache::Cache` in its own directory,
+//! `ROOT/plugins/<plugin>/`, and each of its stores is a key namespace inside it: the key
+//! `k` of store `s` is stored as `s/k` (store names cannot contain `/`, so namespaces
+//! cannot overlap), and tags likewise become `s/tag`.
+//!
+//! One cache per plugin rather than one per (plugin, store) because the byte quota is
+//! per plugin: the core's `max_size` then is exactly the plugin's quota, with LRU
+//! eviction across all of the plugin's stores, and a plugin cannot multiply its quota by
+//! opening more store names. Nothing is shared between plugins: another plugin's keys,
+//! counts, sizes, statistics and errors live in another directory and another database.
+//! The price: `len`, `clear` and `keys` of a store walk that store's key range, and
+//! `size`, `stats` and `expire` report on the plugin's whole namespace.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sciqlop_cache::{Cache, SetOptions};
+
+use crate::HostError;
+use crate::bindings::sciqlop::cache::types::{
+    Error as WitError, KeyPage, SetOptions as WitSetOptions, Stats,
+};
+use crate::config::PluginPolicy;
+
+/// Longest plugin or store name.
+pub const MAX_NAME_LEN: usize = 64;
+/// Most keys returned by one `keys` call.
+pub const MAX_PAGE: u32 = 1000;
+/// Most keys in one `get-many` / `set-many` call.
+pub const MAX_BATCH: usize = 10_000;
+
+/// Whether `name` is a valid plugin or store name: 1 to 64 of `[A-Za-z0-9_.-]`, not
+/// starting with a dot (so never `.`/`..`, never a path).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+/// The directory of plugin `plugin` under `root`.
+pub fn plugin_dir(root: &Path, plugin: &str) -> Result<PathBuf, HostError> {
+    if !valid_name(plugin) {
+        return Err(HostError::InvalidName(plugin.to_owned()));
+    }
+    Ok(root.join("plugins").join(plugin))
+}
+
+type OpResult<T> = Result<T, WitError>;
+
+/// A plugin's namespace: opened once per host and shared by all its invocations.
+pub struct PluginScope {
+    name: String,
+    cache: Cache,
+    policy: PluginPolicy,
+}
+
+impl std::fmt::Debug for PluginScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginScope")
+            .field("name", &self.name)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+/// Handle of an open store (the WIT `store` resource).
+#[derive(Debug)]
+pub struct StoreHandle {
+    /// `"<store>/"`: the prefix of this store's keys in the plugin's cache.
+    prefix: String,
+}
+
+/// Handle of a transaction (the WIT `transaction` resource).
+///
+/// Writes are buffered here and applied at `commit` inside one core transaction, after
+/// checking that every key the transaction read still has the value it read (optimistic
+/// concurrency: `conflict` otherwise). So a transaction never holds the database's lock
+/// while the guest runs, and a guest that traps or drops the handle leaves nothing behind.
+#[derive(Debug)]
+pub struct TxHandle {
+    prefix: String,
+    open: bool,
+    /// First value read from the cache for each internal key the transaction read.
+    reads: HashMap<String, Option<Vec<u8>>>,
+    /// The transaction's own view of keys it wrote.
+    view: HashMap<String, Option<Vec<u8>>>,
+    ops: Vec<TxOp>,
+    /// Bytes held by `reads`, `view` and `ops`, bounded by the plugin's byte quota.
+    held: u64,
+}
+
+#[derive(Debug)]
+enum TxOp {
+    Set(String, Vec<u8>, SetOptions),
+    Add(String, Vec<u8>, SetOptions),
+    Delete(String),
+    Incr(String, i64, i64),
+}
+
+enum TxFail {
+    Conflict,
+    Cache(sciqlop_cache::Error),
+}
+
+impl From<sciqlop_cache::Error> for TxFail {
+    fn from(e: sciqlop_cache::Error) -> Self {
+        TxFail::Cache(e)
+    }
+}
+
+impl PluginScope {
+    /// Opens (creating if needed) the namespace of `plugin` under `root`.
+    pub fn open(root: &Path, plugin: &str, policy: PluginPolicy) -> Result<Arc<Self>, HostError> {
+        let dir = plugin_dir(root, plugin)?;
+        std::fs::create_dir_all(&dir).map_err(|e| HostError::Io {
+            context: format!("creating {}", dir.display()),
+            source: e,
+        })?;
+        let limits = &policy.limits;
+        let cache = Cache::builder()
+            .max_size(limits.max_bytes)
+            // Internal keys carry the store prefix; the plugin's own limit is checked first.
+            .max_key_len(limits.max_key_len + MAX_NAME_LEN + 1)
+            .max_value_size(limits.max_value_size)
+            .open(&dir)
+            .map_err(|e| HostError::Cache {
+                plugin: plugin.to_owned(),
+                source: e,
+            })?;
+        Ok(Arc::new(PluginScope {
+            name: plugin.to_owned(),
+            cache,
+            policy,
+        }))
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The plugin's policy.
+    pub fn policy(&self) -> &PluginPolicy {
+        &self.policy
+    }
+
+    /// The plugin's cache, for the embedder (e.g. to inspect or seed a plugin's data).
+    /// Keys are `"<store>/<key>"`.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Checks a store name against validity and grants.
+    pub(crate) fn open_store(&self, name: &str) -> OpResult<StoreHandle> {
+        if !valid_name(name) {
+            return Err(WitError::InvalidArgument(format!(
+                "store name must be 1 to {MAX_NAME_LEN} of [A-Za-z0-9_.-], not starting with '.'"
+            )));
+        }
+        if !self.policy.grants(name) {
+            return Err(WitError::AccessDenied);
+        }
+        Ok(StoreHandle {
+            prefix: format!("{name}/"),
+        })
+    }
+
+    fn key(&self, h: &str, key: &str) -> OpResult<String> {
+        let max = self.policy.limits.max_key_len;
+        if key.len() > max {
+            return Err(WitError::InvalidKey(format!(
+                "key of {} bytes is longer than the maximum of {max} bytes",
+                key.len()
+            )));
+        }
+        let mut k = String::with_capacity(h.len() + key.len());
+        k.push_str(h);
+        k.push_str(key);
+        Ok(k)
+    }
+
+    fn check_value(&self, key_len: usize, value: &[u8]) -> OpResult<()> {
+        let limits = &self.policy.limits;
+        let len = value.len() as u64;
+        if len > limits.max_value_size {
+            return Err(WitError::TooLarge(limits.max_value_size));
+        }
+        let entry = len + key_len as u64;
+        if entry > limits.max_bytes {
+            return Err(WitError::QuotaExceeded(format!(
+                "entry of {entry} bytes is larger than the plugin's byte quota of {} bytes",
+                limits.max_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn options(&self, h: &str, o: Option<&WitSetOptions>) -> OpResult<SetOptions> {
+        let mut opts = SetOptions::new();
+        if let Some(o) = o {
+            if let Some(ms) = o.expire_ms {
+                opts = opts.expire(Duration::from_millis(ms));
+            }
+            if let Some(tag) = &o.tag {
+                opts = opts.tag(self.tag(h, tag)?);
+            }
+        }
+        Ok(opts)
+    }
+
+    fn tag(&self, h: &str, tag: &str) -> OpResult<String> {
+        let max = self.policy.limits.max_key_len;
+        if tag.len() > max {
+            return Err(WitError::InvalidArgument(format!(
+                "tag longer than {max} bytes"
+            )));
+        }
+        Ok(format!("{h}{tag}"))
+    }
+
+    /// Maps a core error to the WIT error. Storage failures are logged on the host with
+    /// their details; the plugin gets a message without host paths.
+    fn map(&self, e: sciqlop_cache::Error) -> WitError {
+        use sciqlop_cache::Error as E;
+        match e {
+            E::KeyTooLong { len, max } => {
+                WitError::InvalidKey(format!("key of {len} bytes is longer than {max} bytes"))
+            }
+            E::ValueTooLarge { max, .. } => WitError::TooLarge(max),
+            E::InvalidArgument(m) => WitError::InvalidArgument(m),
+            E::NotACounter { .. } => WitError::NotACounter,
+            E::CounterOverflow { .. } => WitError::Overflow,
+            other => {
+                tracing::warn!(plugin = %self.name, error = %other, "storage error in a plugin's cache");
+                WitError::Io("storage error on the host".to_owned())
+            }
+        }
+    }
+
+    // ---- store operations ----
+
+    pub(crate) fn get(&self, h: &StoreHandle, key: &str) -> OpResult<Option<Vec<u8>>> {
+        let k = self.key(&h.prefix, key)?;
+        self.cache.get(&k).map_err(|e| self.map(e))
+    }
+
+    pub(crate) fn set(
+        &self,
+        h: &StoreHandle,
+        key: &str,
+        value: &[u8],
+        o: Option<&WitSetOptions>,
+    ) -> OpResult<()> {
+        let k = self.key(&h.prefix, key)?;
+        self.check_value(k.len(), value)?;
+        let opts = self.options(&h.prefix, o)?;
+        self.cache
+            .set_with(&k, value, &opts)
+            .map_err(|e| self.map(e))
+    }
+
+    pub(crate) fn add(
+        &self,
+        h: &StoreHandle,
+        key: &str,
+        value: &[u8],
+        o: Option<&WitSetOptions>,
+    ) -> OpResult<bool> {
+        let k = self.key(&h.prefix, key)?;
+        self.check_value(k.len(), value)?;
+        let opts = self.options(&h.prefix, o)?;
+        self.cache
+            .add_with(&k, value, &opts)
+            .map_err(|e| self.map(e))
+    }
+
+    pub(crate) fn delete(&self, h: &StoreHandle, key: &str) -> OpResult<bool> {
+        let k = self.key(&h.prefix, key)?;
+        self.cache.delete(&k).map_err(|e| self.map(e))
+    }
+
+    pub(crate) fn pop(&self, h: &StoreHandle, key: &str) -> OpResult<Option<Vec<u8>>> {
+        let k = self.key(&h.prefix, key)?;
+        self.cache.pop(&k).map_err(|e| self.map(e))
+    }
+
+    pub(crate) fn touch(
+        &self,
+        h: &StoreHandle,
+        key: &str,
+        expire_ms: Option<u64>,
+    ) -> OpResult<bool> {
+        let k = self.key(&h.prefix, key)?;
+        self.cache
+            .touch(&k, expire_ms.map(Duration::from_millis))
+            .map_err(|e| self.map(e))
+    }
+
+    pub(crate) fn contains(&self, h: &StoreHandle, key: &str) -> OpResult<bool> {
+        let k = self.key(&h.prefix, key)?;
+        self.cache.contains(&k).map_err(|e| self.map(e))
+    }
+
+    pub(crate) fn incr(
+        &self,
+        h: &StoreHandle,
+        key: &str,
+        delta: i64,
+        default: i64,
+    ) -> OpResult<i64> {
+        let k = self.key(&h.prefix, key)?;
+        self.cache.incr(&k, delta, default).map_err(|e| self.map(e))
+    }
+
+    pub(crate) fn decr(
+        &self,
+        h: &StoreHandle,
+        key: &str,
+        delta: i64,
+        default: i64,
+    ) -> OpResult<i64> {
+        let k = self.key(&h.prefix, key)?;
+        self.cache.decr(&k, delta, default).map_err(|e| self.map(e))
+    }
+
+    pub(crate) fn evict_tag(&self, h: &StoreHandle, tag: &str) -> OpResult<u64> {
+        let t = self.tag(&h.prefix, tag)?;
+        self.cache.evict_tag(&t).map_err(|e| self.map(e))
+    }
+
+    pub(crate) fn expire(&self) -> OpResult<u64> {
+        self.cache.expire().map_err(|e| self.map(e))
+    }
+
+    /// Visits the store's keys page by page.
+    fn each_key_page(
+        &self,
+        h: &StoreHandle,
+        mut f: impl FnMut(&[String]) -> OpResult<()>,
+    ) -> OpResult<()> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .cache
+                .keys_page(&h.prefix, after.as_deref(), MAX_PAGE as usize)
+                .map_err(|e| self.map(e))?;
+            f(&page)?;
+            if page.len() < MAX_PAGE as usize {
+                return Ok(());
+            }
+            after = page.last().cloned();
+        }
+    }
+
+    pub(crate) fn clear(&self, h: &StoreHandle) -> OpResult<u64> {
+        let mut n = 0;
+        self.each_key_page(h, |keys| {
+            for k in keys {
+                if self.cache.delete(k).map_err(|e| self.map(e))? {
+                    n += 1;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    pub(crate) fn len(&self, h: &StoreHandle) -> OpResult<u64> {
+        let mut n = 0u64;
+        self.each_key_page(h, |keys| {
+            n += keys.len() as u64;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    pub(crate) fn size(&self) -> OpResult<u64> {
+        self.cache.size().map_err(|e| self.map(e))
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let s = self.cache.stats();
+        Stats {
+            hits: s.hits,
+            misses: s.misses,
+        }
+    }
+
+    pub(crate) fn keys(
+        &self,
+        h: &StoreHandle,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> OpResult<KeyPage> {
+        let full_prefix = self.key(&h.prefix, prefix)?;
+        let after = match cursor {
+            Some(c) => Some(self.key(&h.prefix, c)?),
+            None => None,
+        };
+        let limit = limit.clamp(1, MAX_PAGE) as usize;
+        let mut keys = self
+            .cache
+            .keys_page(&full_prefix, after.as_deref(), limit + 1)
+            .map_err(|e| self.map(e))?;
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let keys: Vec<String> = keys
+            .into_iter()
+            .map(|k| k.strip_prefix(&h.prefix).map(str::to_owned).unwrap_or(k))
+            .collect();
+        let cursor = if more { keys.last().cloned() } else { None };
+        Ok(KeyPage { keys, cursor })
+    }
+
+    pub(crate) fn get_many(
+        &self,
+        h: &StoreHandle,
+        keys: &[String],
+    ) -> OpResult<Vec<Option<Vec<u8>>>> {
+        if keys.len() > MAX_BATCH {
+            return Err(WitError::QuotaExceeded(format!(
+                "more than {MAX_BATCH} keys in one call"
+            )));
+        }
+        // The answer is copied into the guest's memory, so it cannot usefully exceed it.
+        let budget = self.policy.limits.max_memory as u64;
+        let mut total = 0u64;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let v = self.get(h, key)?;
+            total += v.as_ref().map_or(0, |v| v.len() as u64);
+            if total > budget {
+                return Err(WitError::QuotaExceeded(
+                    "get-many answer larger than the plugin's memory limit".into(),
+                ));
+            }
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn set_many(
+        &self,
+        h: &StoreHandle,
+        entries: &[(String, Vec<u8>)],
+        o: Option<&WitSetOptions>,
+    ) -> OpResult<()> {
+        if entries.len() > MAX_BATCH {
+            return Err(WitError::QuotaExceeded(format!(
+                "more than {MAX_BATCH} entries in one call"
+            )));
+        }
+        let opts = self.options(&h.prefix, o)?;
+        let mut checked = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let k = self.key(&h.prefix, key)?;
+            self.check_value(k.len(), value)?;
+            checked.push((k, value));
+        }
+        self.cache
+            .transact(|c| {
+                for (k, v) in &checked {
+                    c.set_with(k, v, &opts)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| self.map(e))
+    }
+
+    // ---- transactions ----
+
+    pub(crate) fn begin(&self, h: &StoreHandle) -> TxHandle {
+        TxHandle {
+            prefix: h.prefix.clone(),
+            open: true,
+            reads: HashMap::new(),
+            view: HashMap::new(),
+            ops: Vec::new(),
+            held: 0,
+        }
+    }
+
+    fn tx_hold(&self, tx: &mut TxHandle, bytes: usize) -> OpResult<()> {
+        tx.held += bytes as u64 + 64;
+        if tx.held > self.policy.limits.max_bytes {
+            return Err(WitError::QuotaExceeded(
+                "transaction holds more than the plugin's byte quota".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn tx_key(&self, tx: &TxHandle, key: &str) -> OpResult<String> {
+        if !tx.open {
+            return Err(WitError::TransactionClosed);
+        }
+        self.key(&tx.prefix, key)
+    }
+
+    /// The value of internal key `k` as the transaction sees it, recording first reads.
+    fn tx_current(&self, tx: &mut TxHandle, k: &str) -> OpResult<Option<Vec<u8>>> {
+        if let Some(v) = tx.view.get(k) {
+            return Ok(v.clone());
+        }
+        if let Some(v) = tx.reads.get(k) {
+            return Ok(v.clone());
+        }
+        let v = self.cache.get(k).map_err(|e| self.map(e))?;
+        self.tx_hold(tx, k.len() + v.as_ref().map_or(0, Vec::len))?;
+        tx.reads.insert(k.to_owned(), v.clone());
+        Ok(v)
+    }
+
+    fn tx_write(
+        &self,
+        tx: &mut TxHandle,
+        k: String,
+        value: Option<Vec<u8>>,
+        op: TxOp,
+    ) -> OpResult<()> {
+        let bytes = 2 * (k.len() + value.as_ref().map_or(0, Vec::len));
+        self.tx_hold(tx, bytes)?;
+        tx.view.insert(k, value);
+        tx.ops.push(op);
+        Ok(())
+    }
+
+    pub(crate) fn tx_get(&self, tx: &mut TxHandle, key: &str) -> OpResult<Option<Vec<u8>>> {
+        let k = self.tx_key(tx, key)?;
+        self.tx_current(tx, &k)
+    }
+
+    pub(crate) fn tx_contains(&self, tx: &mut TxHandle, key: &str) -> OpResult<bool> {
+        Ok(self.tx_get(tx, key)?.is_some())
+    }
+
+    pub(crate) fn tx_set(
+        &self,
+        tx: &mut TxHandle,
+        key: &str,
+        value: Vec<u8>,
+        o: Option<&WitSetOptions>,
+    ) -> OpResult<()> {
+        let k = self.tx_key(tx, key)?;
+        self.check_value(k.len(), &value)?;
+        let opts = self.options(&tx.prefix, o)?;
+        self.tx_write(
+            tx,
+            k.clone(),
+            Some(value.clone()),
+            TxOp::Set(k, value, opts),
+        )
+    }
+
+    pub(crate) fn tx_add(
+        &self,
+        tx: &mut TxHandle,
+        key: &str,
+        value: Vec<u8>,
+        o: Option<&WitSetOptions>,
+    ) -> OpResult<bool> {
+        let k = self.tx_key(tx, key)?;
+        self.check_value(k.len(), &value)?;
+        let opts = self.options(&tx.prefix, o)?;
+        if self.tx_current(tx, &k)?.is_some() {
+            return Ok(false);
+        }
+        self.tx_write(
+            tx,
+            k.clone(),
+            Some(value.clone()),
+            TxOp::Add(k, value, opts),
+        )?;
+        Ok(true)
+    }
+
+    pub(crate) fn tx_delete(&self, tx: &mut TxHandle, key: &str) -> OpResult<bool> {
+        let k = self.tx_key(tx, key)?;
+        let existed = self.tx_current(tx, &k)?.is_some();
+        self.tx_write(tx, k.clone(), None, TxOp::Delete(k))?;
+        Ok(existed)
+    }
+
+    pub(crate) fn tx_incr(
+        &self,
+        tx: &mut TxHandle,
+        key: &str,
+        delta: i64,
+        default: i64,
+    ) -> OpResult<i64> {
+        let k = self.tx_key(tx, key)?;
+        let current = match self.tx_current(tx, &k)? {
+            None => default,
+            Some(v) => sciqlop_cache::counter::decode(&v).ok_or(WitError::NotACounter)?,
+        };
+        let next = current.checked_add(delta).ok_or(WitError::Overflow)?;
+        let encoded = sciqlop_cache::counter::encode(next);
+        self.tx_write(tx, k.clone(), Some(encoded), TxOp::Incr(k, delta, default))?;
+        Ok(next)
+    }
+
+    pub(crate) fn tx_decr(
+        &self,
+        tx: &mut TxHandle,
+        key: &str,
+        delta: i64,
+        default: i64,
+    ) -> OpResult<i64> {
+        let neg = delta.checked_neg().ok_or(WitError::Overflow)?;
+        self.tx_incr(tx, key, neg, default)
+    }
+
+    pub(crate) fn tx_rollback(&self, tx: &mut TxHandle) {
+        tx.open = false;
+        tx.reads.clear();
+        tx.view.clear();
+        tx.ops.clear();
+    }
+
+    pub(crate) fn tx_commit(&self, tx: &mut TxHandle) -> OpResult<()> {
+        if !tx.open {
+            return Err(WitError::TransactionClosed);
+        }
+        tx.open = false;
+        let reads = std::mem::take(&mut tx.reads);
+        let ops = std::mem::take(&mut tx.ops);
+        tx.view.clear();
+        if ops.is_empty() && reads.is_empty() {
+            return Ok(());
+        }
+        let result = self.cache.transact(|c| {
+            for (k, expected) in &reads {
+                let same = match c.get_with(k, |now| expected.as_deref() == Some(now))? {
+                    Some(equal) => equal,
+                    None => expected.is_none(),
+                };
+                if !same {
+                    return Err(TxFail::Conflict);
+                }
+            }
+            for op in &ops {
+                match op {
+                    TxOp::Set(k, v, o) => c.set_with(k, v, o)?,
+                    TxOp::Add(k, v, o) => {
+                        c.add_with(k, v, o)?;
+                    }
+                    TxOp::Delete(k) => {
+                        c.delete(k)?;
+                    }
+                    TxOp::Incr(k, d, def) => {
+                        c.incr(k, *d, *def)?;
+                    }
+                }
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TxFail::Conflict) => Err(WitError::Conflict),
+            Err(TxFail::Cache(e)) => Err(self.map(e)),
+        }
+    }
+}
