@@ -195,6 +195,14 @@ pub enum Error {
     #[error("transaction was rolled back by the database after an earlier error; retry it")]
     TransactionAborted,
 
+    /// The key was rejected by the engine (e.g. a plugin host's key rules).
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+
+    /// Something that must exist does not (e.g. a remote engine's resource).
+    #[error("not found: {0}")]
+    NotFound(String),
+
     /// The host refused to open this store for this plugin.
     #[error("access to store {store:?} denied")]
     AccessDenied {

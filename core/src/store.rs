@@ -136,7 +136,8 @@ impl<P: Policy> Store<P> {
 
     /// The value of `key`, or `None` if absent or expired.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.get_with(key, <[u8]>::to_vec)
+        self.check_key(key)?;
+        self.engine.get(key)
     }
 
     /// Calls `f` with the value of `key` without copying it out of the database when it
@@ -152,6 +153,47 @@ impl<P: Policy> Store<P> {
     pub fn get_with<R>(&self, key: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         self.check_key(key)?;
         self.engine.get_with(key, f)
+    }
+
+    /// Values of several keys, in order (`None` for each miss).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.set_many([("a", b"1"), ("b", b"2")])?;
+    /// let v = cache.get_many(&["a", "missing", "b"])?;
+    /// assert_eq!(v, [Some(b"1".to_vec()), None, Some(b"2".to_vec())]);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    pub fn get_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>> {
+        let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        keys.iter().try_for_each(|k| self.check_key(k))?;
+        self.engine.get_many(&keys)
+    }
+
+    /// Writes several entries in one transaction: all or none.
+    pub fn set_many<K: AsRef<str>, V: AsRef<[u8]>>(
+        &self,
+        entries: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<()> {
+        self.set_many_opts(entries, &SetOptions::default())
+    }
+
+    fn set_many_opts<K: AsRef<str>, V: AsRef<[u8]>>(
+        &self,
+        entries: impl IntoIterator<Item = (K, V)>,
+        opts: &SetOptions,
+    ) -> Result<()> {
+        let entries: Vec<(K, V)> = entries.into_iter().collect();
+        let refs: Vec<(&str, &[u8])> = entries
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect();
+        for (k, v) in &refs {
+            self.check_key(k)?;
+            self.check_value(v)?;
+        }
+        self.engine.set_many(&refs, opts)
     }
 
     /// Stores `value` under `key`, replacing any previous value (and its expiry and tag).
@@ -462,6 +504,15 @@ impl Store<CacheKind> {
     /// Stores `value` with options: expiry and/or tag.
     pub fn set_with(&self, key: &str, value: impl AsRef<[u8]>, opts: &SetOptions) -> Result<()> {
         self.set_opts(key, value.as_ref(), opts)
+    }
+
+    /// [`set_many`](Store::set_many) with options applied to every entry.
+    pub fn set_many_with<K: AsRef<str>, V: AsRef<[u8]>>(
+        &self,
+        entries: impl IntoIterator<Item = (K, V)>,
+        opts: &SetOptions,
+    ) -> Result<()> {
+        self.set_many_opts(entries, opts)
     }
 
     /// [`add`](Store::add) with options.

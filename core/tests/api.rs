@@ -805,3 +805,26 @@ fn absolute_expiry_and_entry_info() -> R {
     assert!(info.in_file && info.expire.is_none() && info.size == 100);
     Ok(())
 }
+
+#[test]
+fn batches_are_all_or_nothing() -> R {
+    let dir = tempfile::tempdir()?;
+    let cache = Cache::builder()
+        .file_threshold(64)
+        .max_value_size(1000)
+        .open(dir.path())?;
+    cache.set_many_with(
+        [("a", vec![1u8; 10]), ("b", vec![2u8; 100])],
+        &SetOptions::new().tag("batch"),
+    )?;
+    assert_eq!(
+        cache.get_many(&["b", "nope", "a"])?,
+        [Some(vec![2u8; 100]), None, Some(vec![1u8; 10])]
+    );
+    // One entry over the limit: nothing of the batch is written.
+    let e = cache.set_many([("c", vec![0u8; 10]), ("d", vec![0u8; 2000])]);
+    assert!(matches!(e, Err(Error::ValueTooLarge { .. })), "{e:?}");
+    assert!(!cache.contains("c")?);
+    assert_eq!(cache.evict_tag("batch")?, 2);
+    Ok(())
+}

@@ -137,7 +137,7 @@ fn main() {
     );
     println!("  a cheap host call (stats) from the guest: {boundary:.3} µs/call");
 
-    let iters: u64 = 2_000;
+    let iters: u64 = 10_000;
     for pooling in [true, false] {
         let root = tempfile::tempdir().expect("tempdir");
         let h = host(root.path(), pooling, &wasm);

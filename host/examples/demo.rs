@@ -86,7 +86,7 @@ fn plugins(guests: &std::path::Path, root: &std::path::Path) -> anyhow::Result<(
         host.load_file(name, &path, PluginPolicy::default())?;
         println!("  loaded {name} in {:?}", t.elapsed());
     }
-    let mut run = |plugin: &str, args: &[&str]| -> anyhow::Result<()> {
+    let run = |plugin: &str, args: &[&str]| -> anyhow::Result<()> {
         let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
         let t = Instant::now();
         let out = host.run(plugin, &args);

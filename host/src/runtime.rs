@@ -173,6 +173,8 @@ impl PluginHost {
         let mut wasm = Config::new();
         wasm.epoch_interruption(true);
         wasm.memory_init_cow(true);
+        // Plugins are called synchronously: no per-store state for concurrent calls.
+        wasm.concurrency_support(false);
         if config.pooling {
             let mut pool = PoolingAllocationConfig::default();
             let n = config.max_concurrent.max(1);
@@ -184,7 +186,11 @@ impl PluginHost {
                 .max_core_instances_per_component(32)
                 .max_memories_per_component(4)
                 .max_tables_per_component(32)
-                .max_memory_size(config.max_memory_cap);
+                .max_memory_size(config.max_memory_cap)
+                // Reset the first pages of a slot by memset instead of madvise, so the
+                // next instance does not page-fault them in again.
+                .linear_memory_keep_resident(1 << 20)
+                .table_keep_resident(64 << 10);
             wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&wasm).map_err(|e| HostError::Engine(format!("{e:#}")))?;

@@ -60,15 +60,14 @@ struct TxState {
 
 fn to_error(e: wt::Error, key: &str) -> Error {
     match e {
-        wt::Error::NotFound => Error::Remote(format!("not found: {key:?}")),
+        wt::Error::NotFound => Error::NotFound(format!("{key:?}")),
         wt::Error::AccessDenied => Error::AccessDenied {
             store: key.to_owned(),
         },
-        wt::Error::InvalidKey(m) | wt::Error::InvalidArgument(m) => Error::InvalidArgument(m),
-        wt::Error::TooLarge(max) => Error::ValueTooLarge {
-            len: max.saturating_add(1),
-            max,
-        },
+        wt::Error::InvalidKey(m) => Error::InvalidKey(m),
+        wt::Error::InvalidArgument(m) => Error::InvalidArgument(m),
+        // The caller knows the length: see `with_len`.
+        wt::Error::TooLarge(max) => Error::ValueTooLarge { len: 0, max },
         wt::Error::QuotaExceeded(m) => Error::QuotaExceeded(m),
         wt::Error::NotACounter => Error::NotACounter {
             key: key.to_owned(),
@@ -79,6 +78,17 @@ fn to_error(e: wt::Error, key: &str) -> Error {
         wt::Error::Conflict => Error::Conflict,
         wt::Error::TransactionClosed => Error::TransactionAborted,
         wt::Error::Io(m) => Error::Remote(m),
+    }
+}
+
+/// Fills in the length of a rejected value.
+fn with_len(e: Error, len: usize) -> Error {
+    match e {
+        Error::ValueTooLarge { max, .. } => Error::ValueTooLarge {
+            len: len as u64,
+            max,
+        },
+        e => e,
     }
 }
 
@@ -213,8 +223,29 @@ impl<P: Policy> Backend for Engine<P> {
     }
 
     fn get_with<R>(&self, key: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-        let v = self.route(key, |t| t.get(key), |s| s.get(key))?;
-        Ok(v.map(|v| f(&v)))
+        Ok(self.get(key)?.map(|v| f(&v)))
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.route(key, |t| t.get(key), |s| s.get(key))
+    }
+
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        let owned: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        self.store_only("get_many inside a guest transaction", "", |s| {
+            s.get_many(&owned)
+        })
+    }
+
+    fn set_many(&self, entries: &[(&str, &[u8])], opts: &SetOptions) -> Result<()> {
+        let owned: Vec<(String, Vec<u8>)> = entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+            .collect();
+        let o = wit_options(opts);
+        self.store_only("set_many inside a guest transaction", "", |s| {
+            s.set_many(&owned, o.as_ref())
+        })
     }
 
     fn set(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<()> {
@@ -224,6 +255,7 @@ impl<P: Policy> Backend for Engine<P> {
             |t| t.set(key, value, o.as_ref()),
             |s| s.set(key, value, o.as_ref()),
         )
+        .map_err(|e| with_len(e, value.len()))
     }
 
     fn add(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<bool> {
@@ -233,6 +265,7 @@ impl<P: Policy> Backend for Engine<P> {
             |t| t.add(key, value, o.as_ref()),
             |s| s.add(key, value, o.as_ref()),
         )
+        .map_err(|e| with_len(e, value.len()))
     }
 
     fn delete(&self, key: &str) -> Result<bool> {

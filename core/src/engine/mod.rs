@@ -42,6 +42,22 @@ pub(crate) trait Backend: Sized + Send + Sync {
     fn open(dir: &Path, config: Config) -> Result<Self>;
     fn path(&self) -> &Path;
     fn get_with<R>(&self, key: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>>;
+    /// The value of `key`, owned (engines avoid a second copy where they can).
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.get_with(key, <[u8]>::to_vec)
+    }
+    /// Values of several keys, in order.
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+    /// Writes several entries, all or none.
+    fn set_many(&self, entries: &[(&str, &[u8])], opts: &SetOptions) -> Result<()> {
+        let tx = self.begin()?;
+        for (k, v) in entries {
+            self.set(k, v, opts)?;
+        }
+        tx.commit()
+    }
     fn set(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<()>;
     fn add(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<bool>;
     fn delete(&self, key: &str) -> Result<bool>;

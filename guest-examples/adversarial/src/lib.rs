@@ -4,25 +4,33 @@
 //! Results are printed as `ok:...` or `err:<error-variant>` so tests can check typed
 //! errors without parsing prose.
 
-use cache_guest::bindings::sciqlop::cache::cache as wit;
-use cache_guest::{Cache, Error, Plugin, Transaction};
+use cache_guest::{Cache, Error, Plugin, kind};
+// A few probes talk to the raw interface (handles, buffered transactions) directly.
+use sciqlop_cache::wit_bindings::sciqlop::cache::{cache as wit, types::Error as WitError};
 
 struct Adversary;
 
-/// The WIT variant name of an error.
-fn kind(e: &Error) -> &'static str {
+/// The WIT variant name of a raw interface error.
+fn wit_kind(e: &WitError) -> &'static str {
     match e {
-        Error::NotFound => "not-found",
-        Error::AccessDenied => "access-denied",
-        Error::InvalidKey(_) => "invalid-key",
-        Error::TooLarge(_) => "too-large",
-        Error::QuotaExceeded(_) => "quota-exceeded",
-        Error::NotACounter => "not-a-counter",
-        Error::Overflow => "overflow",
-        Error::Conflict => "conflict",
-        Error::TransactionClosed => "transaction-closed",
-        Error::InvalidArgument(_) => "invalid-argument",
-        Error::Io(_) => "io",
+        WitError::NotFound => "not-found",
+        WitError::AccessDenied => "access-denied",
+        WitError::InvalidKey(_) => "invalid-key",
+        WitError::TooLarge(_) => "too-large",
+        WitError::QuotaExceeded(_) => "quota-exceeded",
+        WitError::NotACounter => "not-a-counter",
+        WitError::Overflow => "overflow",
+        WitError::Conflict => "conflict",
+        WitError::TransactionClosed => "transaction-closed",
+        WitError::InvalidArgument(_) => "invalid-argument",
+        WitError::Io(_) => "io",
+    }
+}
+
+fn wit_out<T: std::fmt::Display>(r: Result<T, WitError>) -> String {
+    match r {
+        Ok(v) => format!("ok:{v}"),
+        Err(e) => format!("err:{}", wit_kind(&e)),
     }
 }
 
@@ -67,7 +75,7 @@ impl Plugin for Adversary {
             "trap-in-tx" => {
                 // Writes two keys in a transaction, then traps before committing.
                 let cache = Cache::open(arg(&args, 1)?).map_err(|e| kind(&e).to_string())?;
-                let _: Result<(), Error> = cache.transact(|tx: &Transaction| {
+                let _: Result<(), Error> = cache.transact(|tx| {
                     tx.set("a", "partial-a")?;
                     tx.incr("n", 1, 0)?;
                     tx.set("b", "partial-b")?;
@@ -77,10 +85,10 @@ impl Plugin for Adversary {
             }
             "drop-tx" => {
                 // Writes in a transaction and drops it without committing.
-                let store = wit::open(arg(&args, 1)?).map_err(|e| kind(&e).to_string())?;
-                let tx = store.begin().map_err(|e| kind(&e).to_string())?;
+                let store = wit::open(arg(&args, 1)?).map_err(|e| wit_kind(&e).to_string())?;
+                let tx = store.begin().map_err(|e| wit_kind(&e).to_string())?;
                 tx.set("a", b"dropped", None)
-                    .map_err(|e| kind(&e).to_string())?;
+                    .map_err(|e| wit_kind(&e).to_string())?;
                 drop(tx);
                 Ok("ok:dropped".into())
             }
@@ -92,7 +100,7 @@ impl Plugin for Adversary {
                     match wit::open(name) {
                         Ok(s) => held.push(s),
                         Err(e) => {
-                            return Ok(format!("opened {} then err:{}", held.len(), kind(&e)));
+                            return Ok(format!("opened {} then err:{}", held.len(), wit_kind(&e)));
                         }
                     }
                     if held.len() > 100_000 {
@@ -145,7 +153,10 @@ impl Plugin for Adversary {
             }
             "keys" => {
                 let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
-                Ok(out(cache.keys_with_prefix("").map(|k| k.join(","))))
+                Ok(out(cache
+                    .keys_with_prefix("")
+                    .collect::<Result<Vec<String>, Error>>()
+                    .map(|k| k.join(","))))
             }
             "len" => {
                 let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
@@ -166,20 +177,20 @@ impl Plugin for Adversary {
             }
             "conflict" => {
                 // A transaction reads a key, someone else changes it, the commit must fail.
-                let store = wit::open(arg(&args, 1)?).map_err(|e| kind(&e).to_string())?;
+                let store = wit::open(arg(&args, 1)?).map_err(|e| wit_kind(&e).to_string())?;
                 store
                     .set("c", b"1", None)
-                    .map_err(|e| kind(&e).to_string())?;
-                let tx = store.begin().map_err(|e| kind(&e).to_string())?;
-                let seen = tx.get("c").map_err(|e| kind(&e).to_string())?;
+                    .map_err(|e| wit_kind(&e).to_string())?;
+                let tx = store.begin().map_err(|e| wit_kind(&e).to_string())?;
+                let seen = tx.get("c").map_err(|e| wit_kind(&e).to_string())?;
                 store
                     .set("c", b"2", None)
-                    .map_err(|e| kind(&e).to_string())?;
+                    .map_err(|e| wit_kind(&e).to_string())?;
                 tx.set("c", b"from-tx", None)
-                    .map_err(|e| kind(&e).to_string())?;
+                    .map_err(|e| wit_kind(&e).to_string())?;
                 tx.set("d", b"from-tx", None)
-                    .map_err(|e| kind(&e).to_string())?;
-                let commit = out(tx.commit().map(|()| "committed"));
+                    .map_err(|e| wit_kind(&e).to_string())?;
+                let commit = wit_out(tx.commit().map(|()| "committed"));
                 let seen = seen
                     .map(|v| String::from_utf8_lossy(&v).into_owned())
                     .unwrap_or_default();
@@ -190,7 +201,7 @@ impl Plugin for Adversary {
                 let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
                 let len = cache.len().map_err(|e| kind(&e).to_string())?;
                 let size = cache.size().map_err(|e| kind(&e).to_string())?;
-                let st = cache.stats().map_err(|e| kind(&e).to_string())?;
+                let st = cache.stats();
                 Ok(format!(
                     "ok:len={len} size={size} hits={} misses={}",
                     st.hits, st.misses
@@ -203,8 +214,7 @@ impl Plugin for Adversary {
                 let n = num(&args, 3)?;
                 let mut total = 0u64;
                 for _ in 0..n {
-                    total =
-                        total.wrapping_add(cache.stats().map_err(|e| kind(&e).to_string())?.hits);
+                    total = total.wrapping_add(cache.stats().hits);
                 }
                 Ok(format!("ok:{}", std::hint::black_box(total) & 1))
             }

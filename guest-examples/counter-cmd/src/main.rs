@@ -1,28 +1,24 @@
 //! A plain `fn main` program (the `command` world: wasi:cli + the cache): counts how
-//! many times each name was given, across runs.
+//! many times each name was given, across runs — with the same `sciqlop_cache::Cache`
+//! API a native program uses.
 //!
 //! Usage: `counter-cmd NAME...` prints `NAME: COUNT` for each name.
 
-wit_bindgen::generate!({
-    path: "../../wit",
-    world: "imports",
-});
-
-use sciqlop::cache::cache::open;
+use sciqlop_cache::Cache;
 
 fn main() {
-    let store = match open("counters") {
-        Ok(s) => s,
+    let cache = match Cache::open("counters") {
+        Ok(c) => c,
         Err(e) => {
-            eprintln!("cannot open store: {e:?}");
+            eprintln!("cannot open store: {e}");
             std::process::exit(2);
         }
     };
     for name in std::env::args().skip(1) {
-        match store.incr(&name, 1, 0) {
+        match cache.incr(&name, 1, 0) {
             Ok(n) => println!("{name}: {n}"),
             Err(e) => {
-                eprintln!("{name}: {e:?}");
+                eprintln!("{name}: {e}");
                 std::process::exit(1);
             }
         }

@@ -56,8 +56,11 @@ impl Plugin for Sessions {
                 let opts = SetOptions::new().expire(Duration::from_secs(ttl)).tag(user_tag(user));
                 // Both entries of a session are written together.
                 cache
-                    .set_many(
-                        &[(session_key(&token), user.as_bytes().to_vec()), (ttl_key(&token), ttl.to_string().into_bytes())],
+                    .set_many_with(
+                        [
+                            (session_key(&token), user.as_bytes().to_vec()),
+                            (ttl_key(&token), ttl.to_string().into_bytes()),
+                        ],
                         &opts,
                     )
                     .map_err(e)?;
@@ -91,7 +94,11 @@ impl Plugin for Sessions {
             }
             Some("count") => {
                 cache.expire().map_err(e)?;
-                Ok(cache.keys_with_prefix("session:").map_err(e)?.len().to_string())
+                let keys: Vec<String> = cache
+                    .keys_with_prefix("session:")
+                    .collect::<Result<_, _>>()
+                    .map_err(e)?;
+                Ok(keys.len().to_string())
             }
             _ => Err("usage: login USER [TTL_SECONDS] | check TOKEN | logout TOKEN | logout-all USER | count".into()),
         }

@@ -42,6 +42,10 @@ const READERS: usize = 8;
 const BATCH: i64 = 256;
 /// Recency updates buffered before the maintenance thread is woken to flush them.
 const RECENCY_FLUSH_AT: usize = 4096;
+/// Commits between two wake-ups of the maintenance thread for a WAL checkpoint (it also
+/// runs every `maintenance_interval`): keeps the WAL short and checkpoints off the
+/// writers' path.
+const CHECKPOINT_EVERY: u64 = 1024;
 
 /// The SQLite + files engine of a store of kind `P`.
 pub(crate) struct Engine<P> {
@@ -69,6 +73,8 @@ pub(crate) struct Shared {
     misses: AtomicU64,
     /// Wakes the maintenance thread.
     signal: Signal,
+    /// Commits made through this instance (wakes the checkpointer now and then).
+    commits: AtomicU64,
     /// Bytes of values as last read from the totals plus what this process wrote since;
     /// an over-estimate used to decide when to evict without reading the totals.
     approx_size: AtomicI64,
@@ -175,8 +181,19 @@ impl Shared {
                 drop(w);
                 let tx = SqliteTx::begin(self, guard)?;
                 tx.commit()?;
+            } else {
+                self.note_commit();
             }
             Ok(out)
+        }
+    }
+
+    /// Counts a commit; every `CHECKPOINT_EVERY` of them the maintenance thread is asked
+    /// to checkpoint the WAL.
+    fn note_commit(&self) {
+        let n = self.commits.fetch_add(1, Ordering::Relaxed);
+        if n % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1 {
+            self.wake_maintenance();
         }
     }
 
@@ -458,6 +475,7 @@ impl TxGuard for SqliteTx<'_> {
             w.conn
                 .execute_batch("COMMIT")
                 .map_err(|e| shared.sql_err(e))?;
+            shared.note_commit();
             w.depth = 0;
             w.discard_pending = false;
             w.new_files.clear();
@@ -646,6 +664,66 @@ impl<P: Policy> Engine<P> {
         }
     }
 
+    /// Reads the live value of `key` and hands it to `f`: borrowed from SQLite's buffer
+    /// when it can be, owned when it had to be read (a file) or copied out (on the
+    /// writer connection, which stays borrowed during the read while `f` may call back
+    /// into the store).
+    fn fetch<R>(&self, key: &str, f: impl FnOnce(Bytes<'_>) -> R) -> Result<Option<R>> {
+        let s = &*self.shared;
+        let now = s.now();
+        let on_writer = !PLATFORM.wal || s.tx_owner.load(Ordering::Acquire) == thread_token();
+        let mut f = Some(f);
+        let mut result = None;
+        let mut owned: Option<Vec<u8>> = None;
+        let mut in_file: Option<(String, i64)> = None;
+        let hit = s.read(|conn| {
+            let mut st = conn.prepare_cached(schema::GET).map_err(|e| s.sql_err(e))?;
+            let mut rows = st.query([key]).map_err(|e| s.sql_err(e))?;
+            let Some(row) = rows.next().map_err(|e| s.sql_err(e))? else {
+                return Ok(false);
+            };
+            let expire: Option<i64> = row.get(3).map_err(|e| s.sql_err(e))?;
+            if !s.live(expire, now) {
+                return Ok(false);
+            }
+            s.note_use(key, now);
+            if let Some(file) = row.get::<_, Option<String>>(1).map_err(|e| s.sql_err(e))? {
+                in_file = Some((file, row.get(2).map_err(|e| s.sql_err(e))?));
+                return Ok(true);
+            }
+            let value = row.get_ref(0).map_err(|e| s.sql_err(e))?;
+            let bytes = value
+                .as_blob_or_null()
+                .map_err(|e| s.sql_err(e.into()))?
+                .unwrap_or(&[]);
+            if on_writer {
+                owned = Some(bytes.to_vec());
+            } else {
+                result = f.take().map(|g| g(Bytes::Borrowed(bytes)));
+            }
+            Ok(true)
+        })?;
+        if let Some(v) = owned {
+            result = f.take().map(|g| g(Bytes::Owned(v)));
+        }
+        let hit = match in_file {
+            Some((file, size)) => match self.read_file_value(key, file, size)? {
+                Some(v) => {
+                    result = f.take().map(|g| g(Bytes::Owned(v)));
+                    true
+                }
+                None => false,
+            },
+            None => hit,
+        };
+        s.note_hit(hit);
+        if self.maintenance.is_none() && s.recency.lock().len() >= RECENCY_FLUSH_AT {
+            // No background thread: flush the recency buffer here, once in a while.
+            s.flush_recency()?;
+        }
+        Ok(result)
+    }
+
     fn get_row(&self, conn: &Connection, key: &str) -> Result<Option<Row>> {
         let mut st = conn
             .prepare_cached(schema::GET)
@@ -802,6 +880,21 @@ impl<P: Policy> Engine<P> {
     }
 }
 
+/// A value as a read found it.
+enum Bytes<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+impl Bytes<'_> {
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            Bytes::Borrowed(b) => b.to_vec(),
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
 /// Everything about a write but the bytes.
 struct Meta<'a> {
     key: &'a str,
@@ -885,6 +978,7 @@ impl<P: Policy> Backend for Engine<P> {
             misses: AtomicU64::new(0),
             approx_size: AtomicI64::new(0),
             signal: Signal::default(),
+            commits: AtomicU64::new(0),
             config,
         });
         let initial = shared.read(|c| shared.totals(c))?.1;
@@ -894,6 +988,14 @@ impl<P: Policy> Backend for Engine<P> {
         let wants_thread =
             PLATFORM.threads && (P::EXPIRY || (P::LRU && shared.config.max_size > 0));
         let maintenance = if wants_thread && !shared.config.maintenance_interval.is_zero() {
+            // The thread checkpoints; the writer no longer does it inside commits.
+            shared
+                .writer
+                .lock()
+                .borrow()
+                .conn
+                .execute_batch("PRAGMA wal_autocheckpoint = 0")
+                .map_err(|e| shared.sql_err(e))?;
             Some(Maintenance::start(shared.clone())?)
         } else {
             None
@@ -914,64 +1016,15 @@ impl<P: Policy> Backend for Engine<P> {
     }
 
     fn get_with<R>(&self, key: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-        let s = &*self.shared;
-        let now = s.now();
-        // On the writer connection (inside a transaction, or on single-connection
-        // platforms) the writer stays borrowed during the read: copy the value out.
-        let in_tx = !PLATFORM.wal || s.tx_owner.load(Ordering::Acquire) == thread_token();
-        let mut f = Some(f);
-        let mut result = None;
-        // Inside a transaction the writer stays borrowed during the read, so the value
-        // is copied out before `f` runs (which may call back into the store).
-        let mut owned: Option<Vec<u8>> = None;
-        let mut in_file: Option<(String, i64)> = None;
-        let hit = s.read(|conn| {
-            let mut st = conn.prepare_cached(schema::GET).map_err(|e| s.sql_err(e))?;
-            let mut rows = st.query([key]).map_err(|e| s.sql_err(e))?;
-            let Some(row) = rows.next().map_err(|e| s.sql_err(e))? else {
-                return Ok(false);
-            };
-            let expire: Option<i64> = row.get(3).map_err(|e| s.sql_err(e))?;
-            if !s.live(expire, now) {
-                return Ok(false);
-            }
-            s.note_use(key, now);
-            if let Some(file) = row.get::<_, Option<String>>(1).map_err(|e| s.sql_err(e))? {
-                in_file = Some((file, row.get(2).map_err(|e| s.sql_err(e))?));
-                return Ok(true);
-            }
-            let value = row.get_ref(0).map_err(|e| s.sql_err(e))?;
-            let bytes = value
-                .as_blob_or_null()
-                .map_err(|e| s.sql_err(e.into()))?
-                .unwrap_or(&[]);
-            if in_tx {
-                owned = Some(bytes.to_vec());
-            } else {
-                // Zero-copy: `f` sees SQLite's buffer.
-                result = f.take().map(|g| g(bytes));
-            }
-            Ok(true)
-        })?;
-        if let Some(v) = owned {
-            result = f.take().map(|g| g(&v));
-        }
-        let hit = match in_file {
-            Some((file, size)) => match self.read_file_value(key, file, size)? {
-                Some(v) => {
-                    result = f.take().map(|g| g(&v));
-                    true
-                }
-                None => false,
-            },
-            None => hit,
-        };
-        s.note_hit(hit);
-        if self.maintenance.is_none() && s.recency.lock().len() >= RECENCY_FLUSH_AT {
-            // No background thread: flush the recency buffer here, once in a while.
-            s.flush_recency()?;
-        }
-        Ok(result)
+        self.fetch(key, |b| match b {
+            Bytes::Borrowed(b) => f(b),
+            Bytes::Owned(v) => f(&v),
+        })
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        // One copy for inline values, none for file-backed ones.
+        self.fetch(key, |b| b.into_vec())
     }
 
     fn set(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<()> {
