@@ -38,7 +38,7 @@ impl CacheCtx {
         self.open_handles
     }
 
-    fn acquire(&mut self) -> Result<(), WitError> {
+    pub(crate) fn acquire(&mut self) -> Result<(), WitError> {
         let max = self.scope.policy().limits.max_handles;
         if self.open_handles >= max {
             return Err(WitError::QuotaExceeded(format!(
@@ -49,7 +49,7 @@ impl CacheCtx {
         Ok(())
     }
 
-    fn release(&mut self) {
+    pub(crate) fn release(&mut self) {
         self.open_handles = self.open_handles.saturating_sub(1);
     }
 }
@@ -85,7 +85,9 @@ impl HasData for HasCache {
     type Data<'a> = CacheCtxView<'a>;
 }
 
-/// Adds the `sciqlop:cache` imports to `linker`.
+/// Adds the `sciqlop:cache` imports to `linker`. For the standard `wasi:keyvalue`
+/// imports on the same context, also call
+/// [`add_keyvalue_to_linker`](crate::add_keyvalue_to_linker).
 pub fn add_to_linker<T: CacheView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wit_types::add_to_linker::<T, HasCache>(linker, T::cache)?;
     wit::add_to_linker::<T, HasCache>(linker, T::cache)?;

@@ -6,6 +6,10 @@
 //! disk (see [`PluginScope`] for the layout), its own grants and quotas
 //! ([`PluginPolicy`]), and runs with a CPU and a memory bound per invocation.
 //!
+//! The same host also serves the standard `wasi:keyvalue` interface, versions
+//! `0.2.0-draft` and `0.2.0-draft2`, on the same scopes (see [`keyvalue`]), so components
+//! written for other hosts run unchanged.
+//!
 //! Two ways to use it:
 //!
 //! - [`PluginHost`]: a ready-made host. Load components, run them.
@@ -24,6 +28,7 @@
 
 mod config;
 mod ctx;
+pub mod keyvalue;
 mod runtime;
 mod scope;
 
@@ -43,8 +48,11 @@ pub mod bindings {
 
 pub use config::{ConfigFile, Limits, LimitsPatch, PluginPolicy, PluginSection};
 pub use ctx::{CacheCtx, CacheCtxView, CacheView, add_to_linker};
+pub use keyvalue::add_keyvalue_to_linker;
 pub use runtime::{HostConfig, PluginHost, PluginState};
-pub use scope::{MAX_NAME_LEN, PluginScope, StoreHandle, TxHandle, plugin_dir, valid_name};
+pub use scope::{
+    CasHandle, MAX_NAME_LEN, PluginScope, StoreHandle, TxHandle, plugin_dir, valid_name,
+};
 
 use std::time::Duration;
 

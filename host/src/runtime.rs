@@ -168,7 +168,7 @@ pub struct PluginHost {
 
 impl PluginHost {
     /// Creates the engine (epoch interruption, optionally the pooling allocator) and the
-    /// linker (WASI p2 + `sciqlop:cache`).
+    /// linker (WASI p2 + `sciqlop:cache` + `wasi:keyvalue` 0.2.0-draft and -draft2).
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
         let mut wasm = Config::new();
         wasm.epoch_interruption(true);
@@ -198,6 +198,10 @@ impl PluginHost {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         crate::add_to_linker(&mut linker).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        // Both deployed wasi:keyvalue versions, on the same scope: components from other
+        // hosts link unchanged, with any combination of these imports.
+        crate::add_keyvalue_to_linker(&mut linker)
+            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {

@@ -18,7 +18,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sciqlop_cache::{Cache, SetOptions};
@@ -62,6 +63,77 @@ pub struct PluginScope {
     name: String,
     cache: Cache,
     policy: PluginPolicy,
+    versions: Versions,
+}
+
+/// Stripes of [`Versions`] (a power of two).
+const VERSION_STRIPES: usize = 1024;
+
+/// Write versions for compare-and-swap (`wasi:keyvalue` draft2 `cas`).
+///
+/// Every write path of this scope bumps a version after writing: the stripe of the key
+/// for single-key writes, a scope-wide epoch for multi-key ones (`set-many`,
+/// transactions, `clear`, `evict-tag`, `expire`). Writes hold `lock` shared, and a CAS
+/// snapshot or swap holds it exclusively, so no write is half-done (written but not yet
+/// bumped) while a CAS reads or checks its version. Two keys sharing a stripe only cause
+/// a spurious `cas-failed` (the guest retries), never a missed change. In memory and per
+/// host process: a write by another process to the same directory is caught only if it
+/// changed the bytes.
+pub(crate) struct Versions {
+    lock: RwLock<()>,
+    epoch: AtomicU64,
+    stripes: Box<[AtomicU64]>,
+}
+
+impl Versions {
+    fn new() -> Self {
+        Versions {
+            lock: RwLock::new(()),
+            epoch: AtomicU64::new(0),
+            stripes: (0..VERSION_STRIPES).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn stripe(&self, key: &str) -> &AtomicU64 {
+        // FNV-1a: stable and cheap; collisions only cost a retry.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in key.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        &self.stripes[(h as usize) & (VERSION_STRIPES - 1)]
+    }
+
+    /// The version of internal key `key`: (epoch, stripe). Call with the lock held.
+    pub(crate) fn version(&self, key: &str) -> (u64, u64) {
+        (
+            self.epoch.load(Ordering::SeqCst),
+            self.stripe(key).load(Ordering::SeqCst),
+        )
+    }
+
+    /// Runs the write `f` with the shared lock, then bumps the version of `key` (of every
+    /// key when `None`).
+    fn write<R>(&self, key: Option<&str>, f: impl FnOnce() -> R) -> R {
+        let _shared = self.lock.read().unwrap_or_else(|e| e.into_inner());
+        let r = f();
+        match key {
+            Some(k) => self.stripe(k).fetch_add(1, Ordering::SeqCst),
+            None => self.epoch.fetch_add(1, Ordering::SeqCst),
+        };
+        r
+    }
+
+    /// Runs `f` with no write in progress in this process.
+    pub(crate) fn exclusive<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _excl = self.lock.write().unwrap_or_else(|e| e.into_inner());
+        f()
+    }
+
+    /// Bumps the version of `key` (call from inside [`exclusive`](Self::exclusive)).
+    pub(crate) fn bump(&self, key: &str) {
+        self.stripe(key).fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for PluginScope {
@@ -141,6 +213,7 @@ impl PluginScope {
             name: plugin.to_owned(),
             cache,
             policy,
+            versions: Versions::new(),
         }))
     }
 
@@ -264,8 +337,8 @@ impl PluginScope {
         let k = self.key(&h.prefix, key)?;
         self.check_value(k.len(), value)?;
         let opts = self.options(&h.prefix, o)?;
-        self.cache
-            .set_with(&k, value, &opts)
+        self.versions
+            .write(Some(&k), || self.cache.set_with(&k, value, &opts))
             .map_err(|e| self.map(e))
     }
 
@@ -279,19 +352,23 @@ impl PluginScope {
         let k = self.key(&h.prefix, key)?;
         self.check_value(k.len(), value)?;
         let opts = self.options(&h.prefix, o)?;
-        self.cache
-            .add_with(&k, value, &opts)
+        self.versions
+            .write(Some(&k), || self.cache.add_with(&k, value, &opts))
             .map_err(|e| self.map(e))
     }
 
     pub(crate) fn delete(&self, h: &StoreHandle, key: &str) -> OpResult<bool> {
         let k = self.key(&h.prefix, key)?;
-        self.cache.delete(&k).map_err(|e| self.map(e))
+        self.versions
+            .write(Some(&k), || self.cache.delete(&k))
+            .map_err(|e| self.map(e))
     }
 
     pub(crate) fn pop(&self, h: &StoreHandle, key: &str) -> OpResult<Option<Vec<u8>>> {
         let k = self.key(&h.prefix, key)?;
-        self.cache.pop(&k).map_err(|e| self.map(e))
+        self.versions
+            .write(Some(&k), || self.cache.pop(&k))
+            .map_err(|e| self.map(e))
     }
 
     pub(crate) fn touch(
@@ -319,7 +396,9 @@ impl PluginScope {
         default: i64,
     ) -> OpResult<i64> {
         let k = self.key(&h.prefix, key)?;
-        self.cache.incr(&k, delta, default).map_err(|e| self.map(e))
+        self.versions
+            .write(Some(&k), || self.cache.incr(&k, delta, default))
+            .map_err(|e| self.map(e))
     }
 
     pub(crate) fn decr(
@@ -330,16 +409,22 @@ impl PluginScope {
         default: i64,
     ) -> OpResult<i64> {
         let k = self.key(&h.prefix, key)?;
-        self.cache.decr(&k, delta, default).map_err(|e| self.map(e))
+        self.versions
+            .write(Some(&k), || self.cache.decr(&k, delta, default))
+            .map_err(|e| self.map(e))
     }
 
     pub(crate) fn evict_tag(&self, h: &StoreHandle, tag: &str) -> OpResult<u64> {
         let t = self.tag(&h.prefix, tag)?;
-        self.cache.evict_tag(&t).map_err(|e| self.map(e))
+        self.versions
+            .write(None, || self.cache.evict_tag(&t))
+            .map_err(|e| self.map(e))
     }
 
     pub(crate) fn expire(&self) -> OpResult<u64> {
-        self.cache.expire().map_err(|e| self.map(e))
+        self.versions
+            .write(None, || self.cache.expire())
+            .map_err(|e| self.map(e))
     }
 
     /// Visits the store's keys page by page.
@@ -366,7 +451,8 @@ impl PluginScope {
         let mut n = 0;
         self.each_key_page(h, |keys| {
             for k in keys {
-                if self.cache.delete(k).map_err(|e| self.map(e))? {
+                let deleted = self.versions.write(None, || self.cache.delete(k));
+                if deleted.map_err(|e| self.map(e))? {
                     n += 1;
                 }
             }
@@ -468,12 +554,14 @@ impl PluginScope {
             self.check_value(k.len(), value)?;
             checked.push((k, value));
         }
-        self.cache
-            .transact(|c| {
-                for (k, v) in &checked {
-                    c.set_with(k, v, &opts)?;
-                }
-                Ok(())
+        self.versions
+            .write(None, || {
+                self.cache.transact(|c| {
+                    for (k, v) in &checked {
+                        c.set_with(k, v, &opts)?;
+                    }
+                    Ok(())
+                })
             })
             .map_err(|e| self.map(e))
     }
@@ -639,36 +727,213 @@ impl PluginScope {
         if ops.is_empty() && reads.is_empty() {
             return Ok(());
         }
-        let result = self.cache.transact(|c| {
-            for (k, expected) in &reads {
-                let same = match c.get_with(k, |now| expected.as_deref() == Some(now))? {
-                    Some(equal) => equal,
-                    None => expected.is_none(),
-                };
-                if !same {
-                    return Err(TxFail::Conflict);
-                }
-            }
-            for op in &ops {
-                match op {
-                    TxOp::Set(k, v, o) => c.set_with(k, v, o)?,
-                    TxOp::Add(k, v, o) => {
-                        c.add_with(k, v, o)?;
-                    }
-                    TxOp::Delete(k) => {
-                        c.delete(k)?;
-                    }
-                    TxOp::Incr(k, d, def) => {
-                        c.incr(k, *d, *def)?;
+        let result = self.versions.write(None, || {
+            self.cache.transact(|c| {
+                for (k, expected) in &reads {
+                    let same = match c.get_with(k, |now| expected.as_deref() == Some(now))? {
+                        Some(equal) => equal,
+                        None => expected.is_none(),
+                    };
+                    if !same {
+                        return Err(TxFail::Conflict);
                     }
                 }
-            }
-            Ok(())
+                for op in &ops {
+                    match op {
+                        TxOp::Set(k, v, o) => c.set_with(k, v, o)?,
+                        TxOp::Add(k, v, o) => {
+                            c.add_with(k, v, o)?;
+                        }
+                        TxOp::Delete(k) => {
+                            c.delete(k)?;
+                        }
+                        TxOp::Incr(k, d, def) => {
+                            c.incr(k, *d, *def)?;
+                        }
+                    }
+                }
+                Ok(())
+            })
         });
         match result {
             Ok(()) => Ok(()),
             Err(TxFail::Conflict) => Err(WitError::Conflict),
             Err(TxFail::Cache(e)) => Err(self.map(e)),
         }
+    }
+}
+
+/// Handle of a `wasi:keyvalue` draft2 compare-and-swap: the key and what it held (bytes
+/// and write version) when the handle was made.
+#[derive(Debug)]
+pub struct CasHandle {
+    prefix: String,
+    /// Internal key.
+    key: String,
+    seen: Option<Vec<u8>>,
+    version: (u64, u64),
+}
+
+/// Why a swap failed.
+pub(crate) enum SwapError {
+    /// The key changed (even if back to the same bytes): retry with a fresh handle.
+    Changed,
+    /// Any other failure.
+    Op(WitError),
+}
+
+enum SwapFail {
+    Changed,
+    Cache(sciqlop_cache::Error),
+}
+
+impl From<sciqlop_cache::Error> for SwapFail {
+    fn from(e: sciqlop_cache::Error) -> Self {
+        SwapFail::Cache(e)
+    }
+}
+
+enum IncrFail {
+    Op(WitError),
+    Cache(sciqlop_cache::Error),
+}
+
+impl From<sciqlop_cache::Error> for IncrFail {
+    fn from(e: sciqlop_cache::Error) -> Self {
+        IncrFail::Cache(e)
+    }
+}
+
+/// `wasi:keyvalue` operations that the `sciqlop:cache` interface does not have.
+impl PluginScope {
+    /// Up to `limit` keys of the store after skipping `offset` of them (ascending byte
+    /// order); the second value is the offset of the next page, none at the end.
+    pub(crate) fn keys_at_offset(
+        &self,
+        h: &StoreHandle,
+        offset: u64,
+        limit: u32,
+    ) -> OpResult<(Vec<String>, Option<u64>)> {
+        let limit = limit.clamp(1, MAX_PAGE) as usize;
+        let mut skipped = 0u64;
+        let mut after: Option<String> = None;
+        // Skip whole pages first: the cost is linear in the offset.
+        while skipped < offset {
+            let want = usize::try_from(offset - skipped)
+                .unwrap_or(usize::MAX)
+                .min(MAX_PAGE as usize);
+            let page = self
+                .cache
+                .keys_page(&h.prefix, after.as_deref(), want)
+                .map_err(|e| self.map(e))?;
+            skipped += page.len() as u64;
+            match page.last() {
+                Some(last) if page.len() == want => after = Some(last.clone()),
+                _ => return Ok((Vec::new(), None)),
+            }
+        }
+        let mut keys = self
+            .cache
+            .keys_page(&h.prefix, after.as_deref(), limit + 1)
+            .map_err(|e| self.map(e))?;
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let next = more.then(|| offset + keys.len() as u64);
+        let keys = keys
+            .into_iter()
+            .map(|k| k.strip_prefix(&h.prefix).map(str::to_owned).unwrap_or(k))
+            .collect();
+        Ok((keys, next))
+    }
+
+    /// `increment` of `wasi:keyvalue@0.2.0-draft`: the counter is the shared ASCII decimal
+    /// i64; a `delta` above `i64::MAX`, a stored negative counter (not a u64) and a result
+    /// above `i64::MAX` are errors, and nothing is written then.
+    pub(crate) fn increment_u64(&self, h: &StoreHandle, key: &str, delta: u64) -> OpResult<u64> {
+        let k = self.key(&h.prefix, key)?;
+        let delta = i64::try_from(delta).map_err(|_| {
+            WitError::InvalidArgument(format!("delta {delta} is larger than i64::MAX"))
+        })?;
+        let result = self.versions.write(Some(&k), || {
+            self.cache.transact(|c| {
+                let current = match c.get(&k)? {
+                    None => 0,
+                    Some(v) => sciqlop_cache::counter::decode(&v)
+                        .ok_or(IncrFail::Op(WitError::NotACounter))?,
+                };
+                if current < 0 {
+                    return Err(IncrFail::Op(WitError::InvalidArgument(format!(
+                        "counter is {current}, negative: not representable as u64"
+                    ))));
+                }
+                // The core's incr keeps the entry's expiry and tag; it cannot go negative
+                // here (both operands are non-negative), only overflow.
+                let next = c.incr(&k, delta, 0)?;
+                u64::try_from(next).map_err(|_| IncrFail::Op(WitError::Overflow))
+            })
+        });
+        result.map_err(|e| match e {
+            IncrFail::Op(e) => e,
+            IncrFail::Cache(e) => self.map(e),
+        })
+    }
+
+    /// Starts a compare-and-swap on `key`: remembers its bytes and write version.
+    pub(crate) fn cas_new(&self, h: &StoreHandle, key: &str) -> OpResult<CasHandle> {
+        let k = self.key(&h.prefix, key)?;
+        self.versions.exclusive(|| {
+            let version = self.versions.version(&k);
+            let seen = self.cache.get(&k).map_err(|e| self.map(e))?;
+            Ok(CasHandle {
+                prefix: h.prefix.clone(),
+                key: k,
+                seen,
+                version,
+            })
+        })
+    }
+
+    /// What the handle saw.
+    pub(crate) fn cas_current(&self, cas: &CasHandle) -> Option<Vec<u8>> {
+        cas.seen.clone()
+    }
+
+    /// A fresh handle on the key of `cas` (after a failed swap).
+    pub(crate) fn cas_renew(&self, cas: &CasHandle) -> OpResult<CasHandle> {
+        let h = StoreHandle {
+            prefix: cas.prefix.clone(),
+        };
+        let key = cas.key.strip_prefix(&cas.prefix).unwrap_or(&cas.key);
+        self.cas_new(&h, key)
+    }
+
+    /// Writes `value` if no write of this host touched the key since `cas` was made and
+    /// its bytes (or absence) are still those seen; an absent key is only inserted.
+    pub(crate) fn cas_swap(&self, cas: &CasHandle, value: &[u8]) -> Result<(), SwapError> {
+        self.check_value(cas.key.len(), value)
+            .map_err(SwapError::Op)?;
+        let result = self.versions.exclusive(|| {
+            if self.versions.version(&cas.key) != cas.version {
+                return Err(SwapFail::Changed);
+            }
+            // One core transaction: a writer in another process cannot slip in between.
+            self.cache.transact(|c| {
+                let same = match c.get_with(&cas.key, |now| cas.seen.as_deref() == Some(now))? {
+                    Some(equal) => equal,
+                    None => cas.seen.is_none(),
+                };
+                if !same {
+                    return Err(SwapFail::Changed);
+                }
+                c.set(&cas.key, value)?;
+                Ok(())
+            })?;
+            self.versions.bump(&cas.key);
+            Ok(())
+        });
+        result.map_err(|e| match e {
+            SwapFail::Changed => SwapError::Changed,
+            SwapFail::Cache(e) => SwapError::Op(self.map(e)),
+        })
     }
 }

@@ -1,0 +1,255 @@
+//! wasi:keyvalue 0.2.0-draft and 0.2.0-draft2 served from the plugin scope: guest
+//! fixtures kv-draft, kv-draft2 and kv-mixed (guest-examples/), built by
+//! scripts/build-guests.sh.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sciqlop_cache_host::{HostConfig, HostError, PluginHost, PluginPolicy};
+
+/// Directory of the built guest components; builds them once per test process.
+fn guests() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-guests.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("running scripts/build-guests.sh");
+        assert!(
+            out.status.success(),
+            "building the guests failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = String::from_utf8(out.stdout).expect("utf-8 path");
+        PathBuf::from(dir.trim())
+    })
+}
+
+fn wasm(name: &str) -> PathBuf {
+    // cdylib files are named with underscores.
+    guests().join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+fn host(root: &Path) -> PluginHost {
+    let mut cfg = HostConfig::new(root);
+    cfg.inherit_stdio = false;
+    PluginHost::new(cfg).expect("host")
+}
+
+fn policy(f: impl FnOnce(&mut PluginPolicy)) -> PluginPolicy {
+    let mut p = PluginPolicy::default();
+    f(&mut p);
+    p
+}
+
+fn run(h: &PluginHost, plugin: &str, a: &[&str]) -> String {
+    let args: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+    match h.run(plugin, &args) {
+        Ok(s) => s,
+        Err(e) => panic!("{plugin} {a:?} failed: {e}"),
+    }
+}
+
+const DRAFTS: [&str; 2] = ["kv-draft", "kv-draft2"];
+
+#[test]
+fn store_and_batch_functions_of_both_drafts() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut h = host(root.path());
+    for g in DRAFTS {
+        h.load_file(g, &wasm(g), PluginPolicy::default())
+            .expect("load");
+        assert_eq!(run(&h, g, &["open", "s"]), "ok:opened", "{g}");
+        assert_eq!(run(&h, g, &["basics", "s"]), "ok:basics", "{g}");
+        assert_eq!(run(&h, g, &["batch", "s"]), "ok:batch", "{g}");
+        assert_eq!(run(&h, g, &["set", "s", "k", "v"]), "ok:set", "{g}");
+        assert_eq!(run(&h, g, &["get", "s", "k"]), "ok:v", "{g}");
+        assert_eq!(run(&h, g, &["get", "s", "missing"]), "ok:<none>", "{g}");
+        // Written through wasi:keyvalue, stored as the plugin's store `s`.
+        let scope = h.scope(g).expect("scope");
+        assert_eq!(
+            scope.cache().get("s/k").expect("get"),
+            Some(b"v".to_vec()),
+            "{g}"
+        );
+    }
+}
+
+#[test]
+fn cursor_pages_through_more_keys_than_one_page() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut h = host(root.path());
+    let n = sciqlop_cache_host::keyvalue::KV_PAGE as usize * 2 + 88;
+    for g in DRAFTS {
+        h.load_file(g, &wasm(g), PluginPolicy::default())
+            .expect("load");
+        assert_eq!(
+            run(&h, g, &["fill", "p", &n.to_string()]),
+            format!("ok:filled {n}")
+        );
+        assert_eq!(
+            run(&h, g, &["list", "p"]),
+            format!("ok:keys={n} pages=3 sorted=true"),
+            "{g}"
+        );
+        assert_eq!(
+            run(&h, g, &["list", "empty"]),
+            "ok:keys=0 pages=1 sorted=true"
+        );
+    }
+}
+
+#[test]
+fn increment_shares_the_counter_encoding_and_reports_bad_values() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut h = host(root.path());
+    for g in DRAFTS {
+        h.load_file(g, &wasm(g), PluginPolicy::default())
+            .expect("load");
+        assert_eq!(run(&h, g, &["incr", "c", "n", "5"]), "ok:5", "{g}");
+        assert_eq!(run(&h, g, &["incr", "c", "n", "2"]), "ok:7", "{g}");
+        assert_eq!(run(&h, g, &["get", "c", "n"]), "ok:7", "{g}");
+        assert_eq!(run(&h, g, &["set", "c", "bad", "seven"]), "ok:set");
+        let e = run(&h, g, &["incr", "c", "bad", "1"]);
+        assert!(e.starts_with("err:other:not-a-counter"), "{g}: {e}");
+        assert_eq!(run(&h, g, &["get", "c", "bad"]), "ok:seven", "{g}");
+        let max = i64::MAX.to_string();
+        assert_eq!(run(&h, g, &["set", "c", "max", &max]), "ok:set");
+        let e = run(&h, g, &["incr", "c", "max", "1"]);
+        assert!(e.starts_with("err:other:overflow"), "{g}: {e}");
+    }
+    // draft (u64): negative counters and deltas above i64::MAX are clear errors.
+    let g = "kv-draft";
+    assert_eq!(run(&h, g, &["set", "c", "neg", "-5"]), "ok:set");
+    let e = run(&h, g, &["incr", "c", "neg", "1"]);
+    assert!(e.starts_with("err:other:invalid-argument"), "{e}");
+    assert_eq!(run(&h, g, &["get", "c", "neg"]), "ok:-5");
+    let e = run(&h, g, &["incr", "c", "n", &u64::MAX.to_string()]);
+    assert!(e.starts_with("err:other:invalid-argument"), "{e}");
+    assert_eq!(run(&h, g, &["get", "c", "n"]), "ok:7");
+    // draft2 (s64): negative deltas work.
+    assert_eq!(run(&h, "kv-draft2", &["incr", "c", "n", "-10"]), "ok:-3");
+    assert_eq!(run(&h, "kv-draft2", &["get", "c", "n"]), "ok:-3");
+}
+
+#[test]
+fn cas_is_a_real_compare_and_swap() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut h = host(root.path());
+    let g = "kv-draft2";
+    h.load_file(g, &wasm(g), PluginPolicy::default())
+        .expect("load");
+    assert_eq!(run(&h, g, &["cas", "s", "fresh", "v"]), "ok:swapped");
+    assert_eq!(run(&h, g, &["get", "s", "fresh"]), "ok:v");
+    assert_eq!(
+        run(&h, g, &["cas-aba", "s", "k"]),
+        "ok:first=cas-failed fresh=A retry=ok:swapped now=D"
+    );
+    assert_eq!(
+        run(&h, g, &["cas-insert", "s", "new"]),
+        "ok:first=cas-failed fresh=other retry=ok:swapped now=mine2"
+    );
+}
+
+#[test]
+fn cas_conflict_between_two_instances() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut h = host(root.path());
+    let g = "kv-draft2";
+    // The instances wait for each other through the store; the bound only guards
+    // against a hang.
+    let p = policy(|p| p.limits.timeout = Duration::from_secs(120));
+    h.load_file(g, &wasm(g), p).expect("load");
+    assert_eq!(run(&h, g, &["set", "race", "k", "A"]), "ok:set");
+    let (first, second) = std::thread::scope(|s| {
+        let a = s.spawn(|| run(&h, g, &["cas-wait", "race", "k", "X"]));
+        let b = s.spawn(|| run(&h, g, &["aba", "race", "k"]));
+        (
+            a.join().expect("first instance"),
+            b.join().expect("second instance"),
+        )
+    });
+    assert_eq!(second, "ok:aba");
+    assert_eq!(
+        first,
+        "ok:seen=A first=cas-failed fresh=A retry=ok:swapped now=X"
+    );
+}
+
+#[test]
+fn ungranted_buckets_are_denied() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut h = host(root.path());
+    for g in DRAFTS {
+        let p = policy(|p| p.stores = vec!["allowed".into()]);
+        h.load_file(g, &wasm(g), p).expect("load");
+        assert_eq!(run(&h, g, &["open", "allowed"]), "ok:opened", "{g}");
+        assert_eq!(run(&h, g, &["open", "other"]), "err:access-denied", "{g}");
+        assert_eq!(run(&h, g, &["get", "other", "k"]), "err:access-denied");
+        assert_eq!(run(&h, g, &["open", "../escape"]), "err:no-such-store");
+    }
+    assert!(!root.path().join("escape").exists());
+}
+
+#[test]
+fn quotas_apply_to_wasi_keyvalue() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut h = host(root.path());
+    for g in DRAFTS {
+        let small = format!("{g}-small");
+        let p = policy(|p| {
+            p.limits.max_bytes = 4096;
+            p.limits.max_value_size = 2048;
+            p.limits.max_key_len = 32;
+        });
+        h.load_file(&small, &wasm(g), p).expect("load");
+        let e = run(&h, &small, &["set-size", "s", "big", "3000"]);
+        assert!(e.starts_with("err:other:too-large"), "{g}: {e}");
+        let long = "k".repeat(33);
+        let e = run(&h, &small, &["set", "s", &long, "v"]);
+        assert!(e.starts_with("err:other:invalid-key"), "{g}: {e}");
+        let e = run(&h, &small, &["fill", "s", "20000"]);
+        assert!(e.starts_with("err:other:quota-exceeded"), "{g}: {e}");
+
+        let tight = format!("{g}-tight");
+        let p = policy(|p| {
+            p.limits.max_bytes = 4096;
+            p.limits.max_value_size = 1 << 20;
+        });
+        h.load_file(&tight, &wasm(g), p).expect("load");
+        let e = run(&h, &tight, &["set-size", "s", "big", "10000"]);
+        assert!(e.starts_with("err:other:quota-exceeded"), "{g}: {e}");
+        // The host and the plugin carry on.
+        assert_eq!(run(&h, &tight, &["set", "s", "k", "v"]), "ok:set");
+    }
+}
+
+#[test]
+fn one_guest_mixes_wasi_keyvalue_and_sciqlop_cache() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut h = host(root.path());
+    h.load_file("mix", &wasm("kv-mixed"), PluginPolicy::default())
+        .expect("load");
+    assert_eq!(run(&h, "mix", &["mix", "m"]), "ok:mixed");
+    let scope = h.scope("mix").expect("scope");
+    assert_eq!(scope.cache().get("m/v").expect("get"), Some(b"C".to_vec()));
+    assert_eq!(scope.cache().get("m/n").expect("get"), Some(b"5".to_vec()));
+
+    // Bucket handles count against the same cap as store handles.
+    let p = policy(|p| p.limits.max_handles = 2);
+    h.load_file("capped", &wasm("kv-mixed"), p).expect("load");
+    let err = h
+        .run("capped", &["mix".to_owned(), "m".to_owned()])
+        .expect_err("third handle refused");
+    match err {
+        HostError::Plugin { message, .. } => {
+            assert!(message.contains("quota-exceeded"), "{message}")
+        }
+        other => panic!("{other}"),
+    }
+}
