@@ -75,7 +75,14 @@ fn cold_key(w: u64, i: u64) -> String {
     format!("cold/{w}/{i:06}")
 }
 
+/// The two scenarios load both cores on their own: run them one at a time, so neither
+/// starves the other's hot readers (which would make their keys truly least recent).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run(store: &dyn Bounded, label: &str) {
+    let _one_at_a_time = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let scale = env_usize("EVICT_SCALE", 1) as u64;
     let per_writer_bytes = 3 * MAX * scale;
     for h in 0..HOT {

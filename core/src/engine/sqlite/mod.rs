@@ -867,7 +867,9 @@ impl<P: Policy> Engine<P> {
             let meta = Meta {
                 key,
                 expire,
-                now,
+                // Stamped under the write lock: LRU order is commit order, even when a
+                // writer spent long writing its value file or waiting for the lock.
+                now: s.now(),
                 tag: opts.tag.as_deref(),
             };
             self.store_value(w, &meta, value, temp)?;
