@@ -8,27 +8,13 @@
 //! Run: `cargo bench -p sciqlop-cache-host --bench guest_overhead` (builds the guests
 //! with scripts/build-guests.sh first).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sciqlop_cache_host::{HostConfig, PluginHost, PluginPolicy};
 
-fn guests() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-guests.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .expect("running scripts/build-guests.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 /// A clock for per-call costs: this thread's CPU time from /proc/thread-self/schedstat
 /// (Linux; robust to other load on the machine), else the wall clock.
@@ -78,7 +64,7 @@ fn host(root: &Path, pooling: bool, wasm: &Path) -> PluginHost {
 }
 
 fn main() {
-    let wasm = guests().join("adversarial.wasm");
+    let wasm = common::wasm("adversarial");
     let root = tempfile::tempdir().expect("tempdir");
     let h = host(root.path(), true, &wasm);
     let value = "v".repeat(100);

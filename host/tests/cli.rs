@@ -1,24 +1,9 @@
 //! The `sciqlop-cache-host` binary: a plugin's cache survives a real process restart,
 //! and the config file's grants apply.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn guests() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-guests.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .expect("running scripts/build-guests.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
+mod common;
 
 fn host(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sciqlop-cache-host"))
@@ -34,7 +19,7 @@ fn host(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn cache_survives_process_restart_and_config_grants_apply() {
-    let memo = guests().join("memoize.wasm");
+    let memo = common::guests().join("memoize.wasm");
     let root = tempfile::tempdir().expect("tempdir");
     let r = root.path().to_str().expect("utf-8 path");
     let plugin = format!("memo={}", memo.display());

@@ -2,38 +2,13 @@
 //! fixtures kv-draft, kv-draft2 and kv-mixed (guest-examples/), built by
 //! scripts/build-guests.sh.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::Path;
 use std::time::Duration;
 
 use sciqlop_cache_host::{HostConfig, HostError, PluginHost, PluginPolicy};
 
-/// Directory of the built guest components; builds them once per test process.
-fn guests() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-guests.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .output()
-            .expect("running scripts/build-guests.sh");
-        assert!(
-            out.status.success(),
-            "building the guests failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dir = String::from_utf8(out.stdout).expect("utf-8 path");
-        PathBuf::from(dir.trim())
-    })
-}
-
-fn wasm(name: &str) -> PathBuf {
-    // cdylib files are named with underscores.
-    guests().join(format!("{}.wasm", name.replace('-', "_")))
-}
+mod common;
+use common::wasm;
 
 fn host(root: &Path) -> PluginHost {
     let mut cfg = HostConfig::new(root);
