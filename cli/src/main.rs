@@ -393,20 +393,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 Some(u64::from(shards)),
                 if *fix { "repairing" } else { "checking" },
             );
-            // CheckReport is non-exhaustive: start from the default and fill it in.
-            let mut total = CheckReport::default();
-            total.ok = true;
-            total.counters_consistent = true;
-            total.sqlite_integrity_ok = true;
+            let mut total = CheckReport::all_ok();
             for i in 0..shards {
-                let r = s.check_shard(i, *fix)?;
-                total.ok &= r.ok;
-                total.counters_consistent &= r.counters_consistent;
-                total.sqlite_integrity_ok &= r.sqlite_integrity_ok;
-                total.fixed |= r.fixed;
-                total.orphaned_files += r.orphaned_files;
-                total.dangling_rows += r.dangling_rows;
-                total.size_mismatches += r.size_mismatches;
+                total.merge(&s.check_shard(i, *fix)?);
                 pb.inc(1);
             }
             pb.finish_and_clear();

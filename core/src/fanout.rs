@@ -421,21 +421,9 @@ impl<P: Policy> Fanout<P> {
 
     /// Checks every shard: counts add up, flags are and-ed.
     pub fn check(&self, fix: bool) -> Result<CheckReport> {
-        let mut total = CheckReport {
-            ok: true,
-            counters_consistent: true,
-            sqlite_integrity_ok: true,
-            ..CheckReport::default()
-        };
+        let mut total = CheckReport::all_ok();
         for s in &self.shards {
-            let r = s.check(fix)?;
-            total.ok &= r.ok;
-            total.counters_consistent &= r.counters_consistent;
-            total.sqlite_integrity_ok &= r.sqlite_integrity_ok;
-            total.fixed |= r.fixed;
-            total.orphaned_files += r.orphaned_files;
-            total.dangling_rows += r.dangling_rows;
-            total.size_mismatches += r.size_mismatches;
+            total.merge(&s.check(fix)?);
         }
         Ok(total)
     }

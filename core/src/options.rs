@@ -267,3 +267,26 @@ pub struct CheckReport {
     /// Repairs were made.
     pub fixed: bool,
 }
+
+impl CheckReport {
+    /// The report of nothing checked yet: ok, to [`merge`](Self::merge) parts into.
+    pub fn all_ok() -> Self {
+        CheckReport {
+            ok: true,
+            counters_consistent: true,
+            sqlite_integrity_ok: true,
+            ..CheckReport::default()
+        }
+    }
+
+    /// Adds the report of another part (e.g. a shard): counts add up, flags are and-ed.
+    pub fn merge(&mut self, other: &CheckReport) {
+        self.ok &= other.ok;
+        self.counters_consistent &= other.counters_consistent;
+        self.sqlite_integrity_ok &= other.sqlite_integrity_ok;
+        self.fixed |= other.fixed;
+        self.orphaned_files += other.orphaned_files;
+        self.dangling_rows += other.dangling_rows;
+        self.size_mismatches += other.size_mismatches;
+    }
+}

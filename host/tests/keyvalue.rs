@@ -2,25 +2,12 @@
 //! fixtures kv-draft, kv-draft2 and kv-mixed (guest-examples/), built by
 //! scripts/build-guests.sh.
 
-use std::path::Path;
 use std::time::Duration;
 
-use sciqlop_cache_host::{HostConfig, HostError, PluginHost, PluginPolicy};
+use sciqlop_cache_host::{HostError, PluginHost, PluginPolicy};
 
 mod common;
-use common::wasm;
-
-fn host(root: &Path) -> PluginHost {
-    let mut cfg = HostConfig::new(root);
-    cfg.inherit_stdio = false;
-    PluginHost::new(cfg).expect("host")
-}
-
-fn policy(f: impl FnOnce(&mut PluginPolicy)) -> PluginPolicy {
-    let mut p = PluginPolicy::default();
-    f(&mut p);
-    p
-}
+use common::{host, policy, wasm};
 
 fn run(h: &PluginHost, plugin: &str, a: &[&str]) -> String {
     let args: Vec<String> = a.iter().map(|s| s.to_string()).collect();

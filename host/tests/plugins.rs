@@ -1,25 +1,12 @@
 //! Integration tests: build the guests from source (scripts/build-guests.sh, which
 //! installs the wasm32-wasip2 target when missing) and run them in the host.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sciqlop_cache_host::{HostConfig, HostError, Limits, PluginHost, PluginPolicy};
+use sciqlop_cache_host::{HostError, Limits, PluginHost, PluginPolicy};
 
 mod common;
-use common::wasm;
-
-fn host(root: &Path) -> PluginHost {
-    let mut cfg = HostConfig::new(root);
-    cfg.inherit_stdio = false;
-    PluginHost::new(cfg).expect("host")
-}
-
-fn policy(f: impl FnOnce(&mut PluginPolicy)) -> PluginPolicy {
-    let mut p = PluginPolicy::default();
-    f(&mut p);
-    p
-}
+use common::{host, policy, wasm};
 
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use sciqlop_cache_host::{HostConfig, PluginHost, PluginPolicy};
+
 /// Directory of the built guest components.
 pub fn guests() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
@@ -36,4 +38,20 @@ pub fn wasm(name: &str) -> PathBuf {
         return exact;
     }
     guests().join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// A host rooted at `root` whose plugins' output is captured, not printed.
+#[allow(dead_code)]
+pub fn host(root: &Path) -> PluginHost {
+    let mut cfg = HostConfig::new(root);
+    cfg.inherit_stdio = false;
+    PluginHost::new(cfg).expect("host")
+}
+
+/// The default policy, changed by `f`.
+#[allow(dead_code)]
+pub fn policy(f: impl FnOnce(&mut PluginPolicy)) -> PluginPolicy {
+    let mut p = PluginPolicy::default();
+    f(&mut p);
+    p
 }
