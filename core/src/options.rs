@@ -191,8 +191,8 @@ impl<P: Policy> Builder<P> {
         self
     }
 
-    /// How often the background thread flushes recency updates, purges expired entries,
-    /// evicts and checkpoints the WAL (default 1 s). `Duration::ZERO` disables the
+    /// How often the background thread flushes recency updates, purges expired entries
+    /// and evicts (default 1 s); it also checkpoints the WAL 50 ms after writes pause. `Duration::ZERO` disables the
     /// thread: call [`Store::maintain`] yourself, or rely on the inline fallback that
     /// runs when a write notices the size bound is exceeded.
     #[must_use]

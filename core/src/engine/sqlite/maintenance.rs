@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use rusqlite::Connection;
@@ -19,6 +21,8 @@ pub(crate) struct Signal {
     /// (work requested, stop requested)
     state: Mutex<(bool, bool)>,
     cond: Condvar,
+    /// The thread is (about to be) asleep with no commit to checkpoint.
+    idle: AtomicBool,
 }
 
 impl Signal {
@@ -26,6 +30,17 @@ impl Signal {
     pub(crate) fn wake(&self) {
         self.state.lock().0 = true;
         self.cond.notify_one();
+    }
+
+    /// After a commit (counted with `SeqCst` before this call): if the thread sleeps
+    /// with nothing to checkpoint, wakes it so that it watches for the writes to pause.
+    /// Costs one atomic load per commit, and a lock once per idle period.
+    pub(crate) fn commit(&self) {
+        if self.idle.load(Ordering::SeqCst) && self.idle.swap(false, Ordering::SeqCst) {
+            // Under the lock: the thread is either waiting, or has not read the count.
+            let _st = self.state.lock();
+            self.cond.notify_one();
+        }
     }
 }
 
@@ -58,38 +73,73 @@ impl Maintenance {
     }
 }
 
+/// How long this process's commits must pause before the thread checkpoints the WAL:
+/// then readers find it fully copied and skip their WAL-index lookups, without a
+/// checkpoint competing with a busy writer (which checkpoints itself, see
+/// `CHECKPOINT_FRAMES`).
+const QUIET: Duration = Duration::from_millis(50);
+
 fn run(shared: &Shared) {
     let every = shared.config.maintenance_interval;
     let signal = &shared.signal;
     let mut checkpointer: Option<Connection> = None;
+    let mut last_tick = Instant::now();
+    // Commits seen at the last checkpoint, and at the last wake-up.
+    let mut checkpointed = shared.commits();
+    let mut seen = checkpointed;
     loop {
-        {
+        let woken = {
             let mut st = signal.state.lock();
             if !st.0 && !st.1 {
-                signal.cond.wait_for(&mut st, every);
+                let due = every.saturating_sub(last_tick.elapsed());
+                // Set before reading the commit count: a commit either is counted here
+                // or sees the flag and wakes this thread (`Signal::commit`).
+                signal.idle.store(true, Ordering::SeqCst);
+                let wait = if seen != checkpointed || shared.commits() != checkpointed {
+                    due.min(QUIET)
+                } else {
+                    due
+                };
+                signal.cond.wait_for(&mut st, wait);
+                signal.idle.store(false, Ordering::Relaxed);
             }
             if st.1 {
                 return;
             }
-            st.0 = false;
+            std::mem::take(&mut st.0)
+        };
+        let mut result = Ok(());
+        if woken || last_tick.elapsed() >= every {
+            last_tick = Instant::now();
+            result = tick(shared);
         }
-        if let Err(e) = tick(shared, &mut checkpointer) {
+        let now = shared.commits();
+        if now == seen && now != checkpointed && result.is_ok() {
+            // No commit for a quiet period: copy the WAL back.
+            result = checkpoint(shared, &mut checkpointer);
+            checkpointed = now;
+        }
+        seen = now;
+        if let Err(e) = result {
             tracing::warn!(dir = %shared.dir.display(), error = %e, "cache maintenance failed");
         }
     }
 }
 
-fn tick(shared: &Shared, checkpointer: &mut Option<Connection>) -> Result<()> {
+fn tick(shared: &Shared) -> Result<()> {
     shared.flush_recency()?;
     shared.purge_expired()?;
-    shared.evict()?;
+    shared.evict().map(|_| ())
+}
+
+fn checkpoint(shared: &Shared, checkpointer: &mut Option<Connection>) -> Result<()> {
     if checkpointer.is_none() {
         *checkpointer = Some(shared.open_reader()?);
     }
-    if let Some(c) = checkpointer {
-        shared.checkpoint(c)?;
+    match checkpointer {
+        Some(c) => shared.checkpoint(c),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Puts the true totals in row 0 of the (sharded, additive) totals and zeroes the rest.

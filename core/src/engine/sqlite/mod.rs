@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Mutex, ReentrantMutex, ReentrantMutexGuard};
+use rusqlite::wal::CheckpointMode;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use crate::clock::micros;
@@ -42,10 +43,14 @@ const READERS: usize = 8;
 const BATCH: i64 = 256;
 /// Recency updates buffered before the maintenance thread is woken to flush them.
 const RECENCY_FLUSH_AT: usize = 4096;
-/// Commits between two wake-ups of the maintenance thread for a WAL checkpoint (it also
-/// runs every `maintenance_interval`): keeps the WAL short and checkpoints off the
-/// writers' path.
-const CHECKPOINT_EVERY: u64 = 1024;
+/// The writer's `wal_autocheckpoint` (SQLite's default): it checkpoints in the commit
+/// that grows the WAL past this many frames. A short WAL is what keeps reads fast: a
+/// reader looks up every page it needs in the WAL index first, and the hash chains of
+/// hot pages (the totals, the rightmost leaf) grow with every frame until the WAL
+/// restarts, which only happens once a checkpoint has caught up with it. (A checkpoint
+/// run beside a busy writer never catches up.) When writes pause, the maintenance
+/// thread copies the rest, so that readers skip the WAL entirely.
+const CHECKPOINT_FRAMES: u32 = 1000;
 
 /// The SQLite + files engine of a store of kind `P`.
 pub(crate) struct Engine<P> {
@@ -73,7 +78,8 @@ pub(crate) struct Shared {
     misses: AtomicU64,
     /// Wakes the maintenance thread.
     signal: Signal,
-    /// Commits made through this instance (wakes the checkpointer now and then).
+    /// Commits made through this instance (the maintenance thread checkpoints once
+    /// they stop for a moment).
     commits: AtomicU64,
     /// Bytes of values as last read from the totals plus what this process wrote since;
     /// an over-estimate used to decide when to evict without reading the totals.
@@ -188,13 +194,15 @@ impl Shared {
         }
     }
 
-    /// Counts a commit; every `CHECKPOINT_EVERY` of them the maintenance thread is asked
-    /// to checkpoint the WAL.
+    /// Counts a commit.
     fn note_commit(&self) {
-        let n = self.commits.fetch_add(1, Ordering::Relaxed);
-        if n % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1 {
-            self.wake_maintenance();
-        }
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        self.signal.commit();
+    }
+
+    /// Commits made through this instance so far.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// Runs one mutating statement and notes whether triggers queued discarded files.
@@ -343,7 +351,8 @@ impl Shared {
 
     /// Copies the WAL back into the database without blocking anyone.
     pub(crate) fn checkpoint(&self, conn: &Connection) -> Result<()> {
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)
+            .map(|_| ())
             .map_err(|e| self.sql_err(e))
     }
 
@@ -583,9 +592,7 @@ fn configure(conn: &mut Connection, writer: bool) -> rusqlite::Result<()> {
          PRAGMA mmap_size = 268435456;",
     )?;
     if writer {
-        // The maintenance thread checkpoints; this is a backstop against unbounded WAL
-        // growth when it is disabled or starved.
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 8192;")?;
+        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {CHECKPOINT_FRAMES};"))?;
     }
     Ok(())
 }
@@ -987,17 +994,8 @@ impl<P: Policy> Backend for Engine<P> {
         shared.approx_size.store(initial as i64, Ordering::Relaxed);
         // Files queued by a crashed process or another program's deletes.
         shared.drain_discarded()?;
-        let wants_thread =
-            PLATFORM.threads && (P::EXPIRY || (P::LRU && shared.config.max_size > 0));
-        let maintenance = if wants_thread && !shared.config.maintenance_interval.is_zero() {
-            // The thread checkpoints; the writer no longer does it inside commits.
-            shared
-                .writer
-                .lock()
-                .borrow()
-                .conn
-                .execute_batch("PRAGMA wal_autocheckpoint = 0")
-                .map_err(|e| shared.sql_err(e))?;
+        // Every kind has the thread (for checkpoints at least) where threads exist.
+        let maintenance = if PLATFORM.threads && !shared.config.maintenance_interval.is_zero() {
             Some(Maintenance::start(shared.clone())?)
         } else {
             None
@@ -1040,15 +1038,17 @@ impl<P: Policy> Backend for Engine<P> {
     fn delete(&self, key: &str) -> Result<bool> {
         let s = &*self.shared;
         let now = s.now();
+        // Only a live entry counts; an expired one is removed too, by a second statement
+        // that cannot touch a value another process just set (no `RETURNING` to tell
+        // them apart in one: SQLite builds a temporary table for it on every run).
         s.write(false, |w| {
-            let before = w.conn.total_changes();
-            let expire: Option<Option<i64>> = w
-                .conn
-                .prepare_cached(schema::DELETE)
-                .and_then(|mut st| st.query_row([key], |r| r.get(0)).optional())
-                .map_err(|e| s.sql_err(e))?;
-            w.note_discards(before, u64::from(expire.is_some()));
-            Ok(matches!(expire, Some(e) if s.live(e, now)))
+            if s.exec(w, schema::DELETE_LIVE, params![key, now])? > 0 {
+                return Ok(true);
+            }
+            if s.expiry {
+                s.exec(w, schema::DELETE_EXPIRED, params![key, now])?;
+            }
+            Ok(false)
         })
     }
 

@@ -75,7 +75,9 @@ pub(crate) const UPSERT: &str = "
 INSERT OR FAIL INTO entries(key, value, file, size, expire, last_use, tag) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
 ON CONFLICT(key) DO UPDATE SET value = excluded.value, file = excluded.file, size = excluded.size,
     expire = excluded.expire, last_use = excluded.last_use, tag = excluded.tag";
-pub(crate) const DELETE: &str = "DELETE FROM entries WHERE key = ?1 RETURNING expire";
+pub(crate) const DELETE_LIVE: &str =
+    "DELETE FROM entries WHERE key = ?1 AND (expire IS NULL OR expire > ?2)";
+pub(crate) const DELETE_EXPIRED: &str = "DELETE FROM entries WHERE key = ?1 AND expire <= ?2";
 pub(crate) const TOUCH: &str =
     "UPDATE entries SET expire = ?2 WHERE key = ?1 AND (expire IS NULL OR expire > ?3)";
 pub(crate) const UPDATE_COUNTER: &str =
