@@ -32,10 +32,11 @@ impl Signal {
         self.cond.notify_one();
     }
 
-    /// After a commit (counted with `SeqCst` before this call): if the thread sleeps
-    /// with nothing to checkpoint, wakes it so that it watches for the writes to pause.
-    /// Costs one atomic load per commit, and a lock once per idle period.
-    pub(crate) fn commit(&self) {
+    /// After a commit (counted with `SeqCst` before this call) or the first read of a
+    /// while: if the thread sleeps with nothing to watch, wakes it so that it watches
+    /// for the writes to pause (and pins reads). Costs one atomic load, and a lock once
+    /// per idle period.
+    pub(crate) fn nudge(&self) {
         if self.idle.load(Ordering::SeqCst) && self.idle.swap(false, Ordering::SeqCst) {
             // Under the lock: the thread is either waiting, or has not read the count.
             let _st = self.state.lock();
@@ -70,37 +71,41 @@ impl Maintenance {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.shared.unpin_reads();
     }
 }
 
-/// How long this process's commits must pause before the thread checkpoints the WAL:
-/// then readers find it fully copied and skip their WAL-index lookups, without a
-/// checkpoint competing with a busy writer (which checkpoints itself, see
-/// `CHECKPOINT_FRAMES`).
+/// How long writes (of any process) must pause before the thread checkpoints the WAL:
+/// readers then find it fully copied and skip their WAL-index lookups, and no
+/// checkpoint competes with a busy writer (which checkpoints itself, see
+/// `CHECKPOINT_FRAMES`). Also how long reads must pause before the read pin goes.
 const QUIET: Duration = Duration::from_millis(50);
+
+/// How often the thread looks for other processes' commits while the read pin is held
+/// (the pin stops their checkpoints, see `pin`).
+const PIN_POLL: Duration = Duration::from_millis(5);
 
 fn run(shared: &Shared) {
     let every = shared.config.maintenance_interval;
     let signal = &shared.signal;
-    let mut checkpointer: Option<Connection> = None;
     let mut last_tick = Instant::now();
-    // Commits seen at the last checkpoint, and at the last wake-up.
-    let mut checkpointed = shared.commits();
-    let mut seen = checkpointed;
+    let mut wal = WalWatch::new(shared);
     loop {
         let woken = {
             let mut st = signal.state.lock();
             if !st.0 && !st.1 {
                 let due = every.saturating_sub(last_tick.elapsed());
-                // Set before reading the commit count: a commit either is counted here
-                // or sees the flag and wakes this thread (`Signal::commit`).
+                // Set before `wait` reads the commit count: a commit (or a first read)
+                // either is seen there or sees the flag and wakes this thread
+                // (`Signal::nudge`).
                 signal.idle.store(true, Ordering::SeqCst);
-                let wait = if seen != checkpointed || shared.commits() != checkpointed {
-                    due.min(QUIET)
-                } else {
-                    due
-                };
-                signal.cond.wait_for(&mut st, wait);
+                let watch = wal.wait(shared);
+                if watch < due {
+                    // Awake again soon anyway: no need to be woken (a read would
+                    // otherwise wake this thread after every pass).
+                    signal.idle.store(false, Ordering::Relaxed);
+                }
+                signal.cond.wait_for(&mut st, watch.min(due));
                 signal.idle.store(false, Ordering::Relaxed);
             }
             if st.1 {
@@ -113,16 +118,93 @@ fn run(shared: &Shared) {
             last_tick = Instant::now();
             result = tick(shared);
         }
-        let now = shared.commits();
-        if now == seen && now != checkpointed && result.is_ok() {
-            // No commit for a quiet period: copy the WAL back.
-            result = checkpoint(shared, &mut checkpointer);
-            checkpointed = now;
-        }
-        seen = now;
-        if let Err(e) = result {
+        if let Err(e) = result.and_then(|()| wal.update(shared)) {
             tracing::warn!(dir = %shared.dir.display(), error = %e, "cache maintenance failed");
         }
+    }
+}
+
+/// What the maintenance thread knows of the WAL: when it last changed, whether it has
+/// been copied back since, and so whether reads may be pinned.
+struct WalWatch {
+    /// Checkpoints, and sees every commit (`PRAGMA data_version`), opened on first use.
+    conn: Option<Connection>,
+    /// This instance's commit count, and `conn`'s data version, when last looked at.
+    commits: u64,
+    version: Option<i64>,
+    /// When a commit was last noticed.
+    changed_at: Instant,
+    /// The WAL has been copied back entirely since then.
+    copied: bool,
+    /// When pooled reads were last noticed.
+    read_at: Option<Instant>,
+}
+
+impl WalWatch {
+    fn new(shared: &Shared) -> Self {
+        WalWatch {
+            conn: None,
+            commits: shared.commits(),
+            version: None,
+            changed_at: Instant::now(),
+            copied: false,
+            read_at: None,
+        }
+    }
+
+    /// How long the thread may sleep.
+    fn wait(&self, shared: &Shared) -> Duration {
+        if shared.pin.is_held() {
+            PIN_POLL
+        } else if !self.copied
+            || shared.commits() != self.commits
+            || self.read_at.is_some_and(|t| t.elapsed() < QUIET)
+        {
+            QUIET
+        } else {
+            Duration::MAX
+        }
+    }
+
+    fn update(&mut self, shared: &Shared) -> Result<()> {
+        if self.conn.is_none() {
+            self.conn = Some(shared.open_reader()?);
+        }
+        let Some(conn) = self.conn.as_ref() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let commits = shared.commits();
+        let version = conn
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| shared.sql_err(e))?;
+        if commits != self.commits || Some(version) != self.version {
+            // Someone wrote: a held pin would stop their checkpoints.
+            shared.unpin_reads();
+            self.commits = commits;
+            self.version = Some(version);
+            self.changed_at = now;
+            self.copied = false;
+        }
+        if shared.take_read_activity() {
+            self.read_at = Some(now);
+        }
+        if !self.copied && now.duration_since(self.changed_at) >= QUIET {
+            self.copied = shared.checkpoint(conn)?;
+            if !self.copied {
+                // A reader of another process holds part of it: try again later.
+                self.changed_at = now;
+            }
+        }
+        let reading = self.read_at.is_some_and(|t| now.duration_since(t) < QUIET);
+        if shared.pin.is_held() {
+            if !reading {
+                shared.unpin_reads();
+            }
+        } else if self.copied && reading {
+            shared.pin_reads(self.commits)?;
+        }
+        Ok(())
     }
 }
 
@@ -130,16 +212,6 @@ fn tick(shared: &Shared) -> Result<()> {
     shared.flush_recency()?;
     shared.purge_expired()?;
     shared.evict().map(|_| ())
-}
-
-fn checkpoint(shared: &Shared, checkpointer: &mut Option<Connection>) -> Result<()> {
-    if checkpointer.is_none() {
-        *checkpointer = Some(shared.open_reader()?);
-    }
-    match checkpointer {
-        Some(c) => shared.checkpoint(c),
-        None => Ok(()),
-    }
 }
 
 /// Puts the true totals in row 0 of the (sharded, additive) totals and zeroes the rest.

@@ -12,6 +12,7 @@
 
 mod files;
 mod maintenance;
+mod pin;
 mod schema;
 
 use std::cell::RefCell;
@@ -19,7 +20,7 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Mutex, ReentrantMutex, ReentrantMutexGuard};
@@ -35,6 +36,7 @@ use crate::{Error, Result};
 
 use files::{FileTier, TempValue};
 use maintenance::{Maintenance, Signal};
+use pin::ReadPin;
 
 /// Number of reader connections kept per store.
 const READERS: usize = 8;
@@ -81,6 +83,11 @@ pub(crate) struct Shared {
     /// Commits made through this instance (the maintenance thread checkpoints once
     /// they stop for a moment).
     commits: AtomicU64,
+    /// Held while the WAL is idle and reads happen: they then skip their lock system
+    /// calls.
+    pin: ReadPin,
+    /// A pooled read ran since the maintenance thread last looked.
+    reading: AtomicBool,
     /// Bytes of values as last read from the totals plus what this process wrote since;
     /// an over-estimate used to decide when to evict without reading the totals.
     approx_size: AtomicI64,
@@ -138,6 +145,11 @@ impl Shared {
                 return Err(Error::TransactionAborted);
             }
             return f(&w.conn);
+        }
+        if !self.reading.load(Ordering::Relaxed) {
+            // First read since the maintenance thread last looked: let it pin reads.
+            self.reading.store(true, Ordering::Relaxed);
+            self.signal.nudge();
         }
         let n = self.readers.len();
         let start = (thread_token() as usize) % n;
@@ -197,7 +209,30 @@ impl Shared {
     /// Counts a commit.
     fn note_commit(&self) {
         self.commits.fetch_add(1, Ordering::SeqCst);
-        self.signal.commit();
+        if self.pin.is_held() {
+            self.pin.release();
+        }
+        self.signal.nudge();
+    }
+
+    /// Takes the read pin (see `pin`) if the WAL is fully copied and no commit came
+    /// since `commits`.
+    pub(crate) fn pin_reads(&self, commits: u64) -> Result<()> {
+        self.pin.take(
+            || self.open_reader(),
+            || self.commits() == commits,
+            |e| self.sql_err(e),
+        )
+    }
+
+    /// Releases the read pin.
+    pub(crate) fn unpin_reads(&self) {
+        self.pin.release();
+    }
+
+    /// Whether pooled reads ran since the last call.
+    pub(crate) fn take_read_activity(&self) -> bool {
+        self.reading.swap(false, Ordering::Relaxed)
     }
 
     /// Commits made through this instance so far.
@@ -349,10 +384,11 @@ impl Shared {
         }
     }
 
-    /// Copies the WAL back into the database without blocking anyone.
-    pub(crate) fn checkpoint(&self, conn: &Connection) -> Result<()> {
+    /// Copies the WAL back into the database without blocking anyone; true when all of
+    /// it was copied.
+    pub(crate) fn checkpoint(&self, conn: &Connection) -> Result<bool> {
         conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)
-            .map(|_| ())
+            .map(|(log, done)| log == done)
             .map_err(|e| self.sql_err(e))
     }
 
@@ -601,8 +637,20 @@ impl<P: Policy> Engine<P> {
     fn create_or_validate(shared_path: &Path, conn: &Connection, config: &Config) -> Result<()> {
         let err = |e| sql_error(shared_path, e);
         let mode: String = if PLATFORM.wal {
-            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-                .map_err(err)?
+            // Switching a fresh database to WAL takes an exclusive lock without calling
+            // the busy handler: when another process switched it first and holds its
+            // shared lock, retry on the busy handler's schedule.
+            let mut attempt = 0;
+            loop {
+                match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+                    Err(rusqlite::Error::SqliteFailure(f, _))
+                        if f.code == ErrorCode::DatabaseBusy && busy_handler(attempt) =>
+                    {
+                        attempt += 1;
+                    }
+                    other => break other.map_err(err)?,
+                }
+            }
         } else {
             "wal".to_owned()
         };
@@ -988,6 +1036,8 @@ impl<P: Policy> Backend for Engine<P> {
             approx_size: AtomicI64::new(0),
             signal: Signal::default(),
             commits: AtomicU64::new(0),
+            pin: ReadPin::default(),
+            reading: AtomicBool::new(false),
             config,
         });
         let initial = shared.read(|c| shared.totals(c))?.1;
