@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Full benchmark comparison: sciqlop-cache (Cache, Index, FanoutCache) vs raw rusqlite,
-# cacache and diskcache 5.6.3, into bench-results/ (CSV, PNG charts, table.md).
+# cacache and diskcache 5.6.3, and the wasm plugin boundary (a guest's get/set through
+# the host vs native, instantiation; the guests are built by scripts/build-guests.sh,
+# and the plugin workload is skipped with a warning if they cannot be), into
+# bench-results/ (CSV, PNG charts, table.md).
 #
 #   scripts/bench.sh                 # full run (about 10 minutes)
 #   scripts/bench.sh --quick         # smoke run, small sizes

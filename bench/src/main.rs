@@ -1,4 +1,5 @@
-//! `sqbench`: sciqlop-cache side by side with raw SQLite, cacache and diskcache.
+//! `sqbench`: sciqlop-cache side by side with raw SQLite, cacache and diskcache, and
+//! the cost of the wasm plugin boundary.
 //!
 //! Every workload runs the same operations on every implementation and writes one CSV
 //! schema (`impl,workload,param,op,n,mean_us,p50_us,p99_us,mb_per_s`); `report` turns
@@ -6,6 +7,7 @@
 //! bench/README.md.
 
 mod kv;
+mod plugin;
 mod python;
 mod report;
 mod stats;
@@ -56,6 +58,10 @@ struct Common {
     /// Do not write the report after the run.
     #[arg(long)]
     no_report: bool,
+    /// Directory holding the built guest components (adversarial.wasm) for `plugin`
+    /// (default: build them with scripts/build-guests.sh).
+    #[arg(long)]
+    guest_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -70,8 +76,8 @@ enum Cmd {
     Batch(Common),
     /// 1/2/4 threads and 1/2/4 processes, Cache vs FanoutCache.
     Concurrency(Common),
-    /// A plugin's get/set through the wasm host vs native (not yet available).
-    Plugin,
+    /// A guest's get/set through the wasm plugin host vs native, and instantiation time.
+    Plugin(Common),
     /// Rebuilds results.csv, the charts and table.md from <out>/raw/*.csv.
     Report {
         #[arg(long, default_value = "bench-results")]
@@ -93,7 +99,9 @@ enum Cmd {
     },
 }
 
-const WORKLOADS: &[&str] = &["scaling", "valuesize", "batch", "concurrency"];
+const WORKLOADS: &[&str] = &["scaling", "valuesize", "batch", "concurrency", "plugin"];
+/// Workloads the diskcache driver has (it has no plugin host).
+const PYTHON_WORKLOADS: &[&str] = &["scaling", "valuesize", "batch", "concurrency"];
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -103,15 +111,7 @@ fn main() -> Result<()> {
         Cmd::Valuesize(c) => run(&c, &["valuesize"]),
         Cmd::Batch(c) => run(&c, &["batch"]),
         Cmd::Concurrency(c) => run(&c, &["concurrency"]),
-        Cmd::Plugin => {
-            println!(
-                "plugin: not yet: needs host. The benchmark of a guest's get/set through the \
-                 wasm host needs a built guest component (guest-examples/, wasm32-wasip2) and \
-                 a host API to time single calls; until the host crate exposes them, see \
-                 `cargo bench -p sciqlop-cache-host`."
-            );
-            Ok(())
-        }
+        Cmd::Plugin(c) => run(&c, &["plugin"]),
         Cmd::Report { out } => report::report(&out),
         Cmd::Worker {
             imp,
@@ -181,7 +181,13 @@ fn run(c: &Common, workloads: &[&str]) -> Result<()> {
         .context("creating the work directory")?;
     let plan = Plan::new(c.quick, c.huge);
     let venv = c.venv.clone().unwrap_or_else(python::default_venv);
-    if !c.skip_python {
+    let py_workloads: Vec<&str> = workloads
+        .iter()
+        .copied()
+        .filter(|w| PYTHON_WORKLOADS.contains(w))
+        .collect();
+    let python = !c.skip_python && !py_workloads.is_empty();
+    if python {
         // Fail early, before the long Rust part, if the venv cannot be made.
         python::ensure_venv(&venv)?;
     }
@@ -193,7 +199,37 @@ fn run(c: &Common, workloads: &[&str]) -> Result<()> {
             .map(|s| s.to_string())
             .collect()
     };
+    // Lines added to machine.txt at the end.
+    let mut notes: Vec<String> = Vec::new();
+    // The guest component, built (or found) before the long part. `all` goes on without
+    // it; `plugin` alone cannot.
+    let plugin_impls = chosen(plugin::IMPLS);
+    let mut skipped_plugin = None;
+    let guest = if workloads.contains(&"plugin") && !plugin_impls.is_empty() {
+        match plugin::locate(c.guest_dir.as_deref()) {
+            Ok(wasm) => Some(wasm),
+            Err(e) if workloads.len() > 1 => {
+                let why = format!("the guest component is not available: {e:#}");
+                eprintln!("warning: skipping the plugin workload: {why}");
+                notes.push(format!("Plugin workload: skipped, {why}"));
+                skipped_plugin = Some(why);
+                None
+            }
+            Err(e) => return Err(e.context("the plugin workload needs the guest component")),
+        }
+    } else {
+        None
+    };
     for &w in workloads {
+        if w == "plugin" {
+            let Some(wasm) = &guest else { continue };
+            eprintln!("== plugin: {} (load {})", plugin_impls.join(", "), load());
+            let mut out = CsvOut::create(&raw.join("rust-plugin.csv"))?;
+            let note = plugin::plugin(&plan, work.path(), wasm, &plugin_impls, &mut out)
+                .context("plugin workload")?;
+            notes.push(note);
+            continue;
+        }
         let mut out = CsvOut::create(&raw.join(format!("rust-{w}.csv")))?;
         let impls = if w == "concurrency" {
             chosen(workloads::CONCURRENCY_IMPLS)
@@ -211,17 +247,21 @@ fn run(c: &Common, workloads: &[&str]) -> Result<()> {
             f(imp, &plan, work.path(), &mut out).with_context(|| format!("{w} on {imp}"))?;
         }
     }
-    if !c.skip_python {
-        eprintln!("== diskcache: {} (load {})", workloads.join(", "), load());
-        let name = if workloads.len() > 1 {
+    if python {
+        eprintln!(
+            "== diskcache: {} (load {})",
+            py_workloads.join(", "),
+            load()
+        );
+        let name = if py_workloads.len() > 1 {
             "diskcache-all".to_owned()
         } else {
-            format!("diskcache-{}", workloads[0])
+            format!("diskcache-{}", py_workloads[0])
         };
         python::run_diskcache(
             &venv,
             &plan,
-            workloads,
+            &py_workloads,
             work.path(),
             &raw.join(format!("{name}.csv")),
         )?;
@@ -230,15 +270,23 @@ fn run(c: &Common, workloads: &[&str]) -> Result<()> {
     m.push_str(&format!("1-minute load at end: {}\n", load()));
     m.push_str(&format!(
         "Python side: {}\n",
-        if c.skip_python {
+        if !python {
             "skipped".to_owned()
         } else {
             format!("{} in {}", python::DISKCACHE, display(&venv))
         }
     ));
+    for n in &notes {
+        m.push_str(n);
+        m.push('\n');
+    }
     std::fs::write(&machine_path, m)?;
     if !c.no_report {
         report::report(&c.out)?;
+    }
+    if let Some(why) = skipped_plugin {
+        // Again at the end, where it is seen.
+        eprintln!("warning: the plugin workload was skipped: {why}");
     }
     Ok(())
 }

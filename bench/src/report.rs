@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use plotters::prelude::*;
 
+use crate::plugin::{GUEST, NATIVE};
 use crate::stats::{HEADER, Row, read_csv};
 
 /// Report order of implementations (others follow alphabetically).
@@ -18,6 +19,8 @@ const ORDER: &[&str] = &[
     "cacache",
     "diskcache",
     "diskcache-fanout",
+    GUEST,
+    NATIVE,
 ];
 
 /// diskcache figures of the issue, measured earlier on this machine (µs).
@@ -455,6 +458,9 @@ fn table(res: &Results, machine: &str) -> String {
         .iter()
         .filter(|i| lines.iter().any(|(_, m)| m.contains_key(*i)))
         .collect();
+    // Headline and targets are dropped below when no row has a headline figure (a run
+    // of the plugin or concurrency workload alone).
+    let before_headline = md.len();
     let _ = writeln!(
         md,
         "## Headline: mean µs per operation (100 B values, store of {at} entries; \
@@ -551,8 +557,12 @@ fn table(res: &Results, machine: &str) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if head.is_empty() {
+        md.truncate(before_headline);
+    }
 
-    // Full tables.
+    // Full tables (a section only for the workloads of this run).
+    let has = |prefix: &str| res.rows.iter().any(|r| r.workload.starts_with(prefix));
     let detail = |md: &mut String,
                   title: &str,
                   workload: &str,
@@ -597,11 +607,15 @@ fn table(res: &Results, machine: &str) -> String {
             fmt_us(Some(s.p99))
         )
     };
-    let _ = writeln!(md, "## Scaling (µs: mean / p50 / p99)\n");
+    if has("scaling") {
+        let _ = writeln!(md, "## Scaling (µs: mean / p50 / p99)\n");
+    }
     for op in ["set", "get-hit", "get-miss", "delete"] {
         detail(&mut md, op, "scaling", op, "entries", false, &lat);
     }
-    let _ = writeln!(md, "## Value size (mean µs, MB/s)\n");
+    if has("valuesize") {
+        let _ = writeln!(md, "## Value size (mean µs, MB/s)\n");
+    }
     let vs = |r: &Row| {
         format!(
             "{} µs, {} MB/s",
@@ -612,10 +626,12 @@ fn table(res: &Results, machine: &str) -> String {
     for op in ["set", "get"] {
         detail(&mut md, op, "valuesize", op, "value", true, &vs);
     }
-    let _ = writeln!(
-        md,
-        "## Batch (amortized µs per set: mean / p50 / p99 over rounds)\n"
-    );
+    if has("batch") {
+        let _ = writeln!(
+            md,
+            "## Batch (amortized µs per set: mean / p50 / p99 over rounds)\n"
+        );
+    }
     detail(
         &mut md,
         "batch-set",
@@ -625,10 +641,12 @@ fn table(res: &Results, machine: &str) -> String {
         false,
         &lat,
     );
-    let _ = writeln!(
-        md,
-        "## Concurrency (per-op p50 / p99 µs; aggregate k ops/s of all workers)\n"
-    );
+    if has("concurrency") {
+        let _ = writeln!(
+            md,
+            "## Concurrency (per-op p50 / p99 µs; aggregate k ops/s of all workers)\n"
+        );
+    }
     let conc = |r: &Row| {
         let s = r.stats.expect("measured");
         format!(
@@ -650,6 +668,96 @@ fn table(res: &Results, machine: &str) -> String {
                 &conc,
             );
         }
+    }
+    md.push_str(&plugin_section(res));
+    md
+}
+
+/// `mean / p50 / p99` of a row, or why it is missing.
+fn lat_cell(r: Option<&Row>) -> String {
+    match r {
+        Some(Row { stats: Some(s), .. }) => format!(
+            "{} / {} / {}",
+            fmt_us(Some(s.mean)),
+            fmt_us(Some(s.p50)),
+            fmt_us(Some(s.p99))
+        ),
+        Some(r) => format!("n/a ({})", r.na_reason.as_deref().unwrap_or("")),
+        None => String::new(),
+    }
+}
+
+/// The plugin boundary: a guest's calls through the host against the same calls made
+/// natively, then instantiation (empty without plugin rows).
+fn plugin_section(res: &Results) -> String {
+    let find = |imp: &str, op: &str| {
+        res.rows
+            .iter()
+            .find(|r| r.imp == imp && r.workload == "plugin" && r.op == op)
+    };
+    if !res.rows.iter().any(|r| r.workload == "plugin") {
+        return String::new();
+    }
+    let mut md = String::from("## Plugin boundary\n\n");
+    let _ = writeln!(
+        md,
+        "A guest (`guest-examples/adversarial`) calling the cache through the wasm host \
+         (`{GUEST}`) against the same call made natively on the plugin's own scoped cache \
+         (`{NATIVE}`), 100 B values. µs per call: one invocation looping N times minus one \
+         looping once (instantiation and the invocation cancel out), thread CPU time when \
+         available (see the machine lines above); mean / p50 / p99 over the repetitions' \
+         per-call averages (n = repetitions × N calls).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| µs per call | {GUEST} | {NATIVE} | guest − native (means) | guest / native (means) |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+    for (label, op) in [
+        ("get", "get"),
+        ("set", "set"),
+        ("cheap host call (`stats`)", "host-call"),
+    ] {
+        let (g, n) = (find(GUEST, op), find(NATIVE, op));
+        if g.is_none() && n.is_none() {
+            continue;
+        }
+        let (diff, ratio) = match (g.and_then(mean), n.and_then(mean)) {
+            (Some(g), Some(n)) if n > 0.0 => (fmt_us(Some(g - n)), format!("{:.2}", g / n)),
+            _ => (String::new(), String::new()),
+        };
+        let _ = writeln!(
+            md,
+            "| {label} | {} | {} | {diff} | {ratio} |",
+            lat_cell(g),
+            lat_cell(n)
+        );
+    }
+    md.push('\n');
+    let modes = ["pooling", "on-demand"];
+    if modes
+        .iter()
+        .any(|m| find(GUEST, &format!("instantiate-{m}")).is_some())
+    {
+        let _ = writeln!(
+            md,
+            "Instantiation from the pre-instantiated component (`InstancePre`: fresh store, \
+             WASI context and instance) and a whole no-op invocation (instantiation and the \
+             call of `run`), each call timed on the wall clock; µs mean / p50 / p99:\n"
+        );
+        let _ = writeln!(md, "| µs | pooling allocator | on-demand allocator |");
+        let _ = writeln!(md, "|---|---:|---:|");
+        for (label, op) in [
+            ("instantiate", "instantiate"),
+            ("whole no-op invocation", "run-noop"),
+        ] {
+            let cells: Vec<String> = modes
+                .iter()
+                .map(|m| lat_cell(find(GUEST, &format!("{op}-{m}"))))
+                .collect();
+            let _ = writeln!(md, "| {label} | {} |", cells.join(" | "));
+        }
+        md.push('\n');
     }
     md
 }

@@ -36,6 +36,16 @@ pub struct Plan {
     pub conc_ops: usize,
     /// cacache is skipped above this many entries (two files per entry).
     pub cacache_max_entries: u64,
+    /// `plugin`: gets (and cheap host calls) per timed loop.
+    pub plugin_get_calls: u64,
+    /// `plugin`: sets per timed loop.
+    pub plugin_set_calls: u64,
+    /// `plugin`: repetitions of the interleaved guest and native loops.
+    pub plugin_reps: usize,
+    /// `plugin`: timed instantiations and no-op invocations per allocator.
+    pub plugin_inst_iters: usize,
+    /// `plugin`: untimed instantiations and invocations first.
+    pub plugin_warmup: usize,
 }
 
 impl Plan {
@@ -58,6 +68,11 @@ impl Plan {
                 workers: vec![1, 2],
                 conc_ops: 100,
                 cacache_max_entries: 1000,
+                plugin_get_calls: 5_000,
+                plugin_set_calls: 500,
+                plugin_reps: 3,
+                plugin_inst_iters: 300,
+                plugin_warmup: 20,
             };
         }
         let mut scaling_sizes = vec![100, 1_000, 10_000, 100_000, 1_000_000];
@@ -90,6 +105,11 @@ impl Plan {
             workers: vec![1, 2, 4],
             conc_ops: 5_000,
             cacache_max_entries: 100_000,
+            plugin_get_calls: 100_000,
+            plugin_set_calls: 5_000,
+            plugin_reps: 9,
+            plugin_inst_iters: 5_000,
+            plugin_warmup: 100,
         }
     }
 

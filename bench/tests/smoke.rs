@@ -1,5 +1,6 @@
 //! Smoke test: a quick run of every Rust workload writes CSV rows for every
-//! implementation, the merged CSV and the markdown table (no timing is asserted).
+//! implementation, the merged CSV and the markdown table (no timing is asserted); the
+//! plugin workload is skipped, not fatal, in `all` when the guest is missing.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -59,4 +60,54 @@ fn quick_run_writes_rows_for_every_implementation() {
     let table = std::fs::read_to_string(out.join("table.md")).expect("table.md");
     assert!(table.contains("## Headline"));
     assert!(table.contains("| sciqlop-cache |") || table.contains(" sciqlop-cache |"));
+    // The plugin workload runs when the guest components can be built; else it is
+    // skipped, and the table says why.
+    let plugin = seen("plugin");
+    if plugin.is_empty() {
+        assert!(table.contains("Plugin workload: skipped"), "{table}");
+    } else {
+        assert_eq!(plugin, BTreeSet::from(["plugin-guest", "plugin-native"]));
+        assert!(table.contains("## Plugin boundary"), "{table}");
+    }
+}
+
+/// Without the guest component, `all` skips the plugin workload with a warning and a
+/// note in the report; `plugin` alone fails.
+#[test]
+fn missing_guest_skips_plugin_in_all_and_fails_plugin_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let missing = dir.path().join("no-guests");
+    let run = |cmd: &str| {
+        Command::new(env!("CARGO_BIN_EXE_sqbench"))
+            .args([cmd, "--quick", "--skip-python"])
+            // Only the plugin implementations: the other workloads have nothing to run.
+            .args(["--impls", "plugin-guest,plugin-native", "--guest-dir"])
+            .arg(&missing)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("running sqbench")
+    };
+    let all = run("all");
+    let stderr = String::from_utf8_lossy(&all.stderr);
+    assert!(all.status.success(), "sqbench all failed: {stderr}");
+    assert!(
+        stderr.contains("warning: skipping the plugin workload"),
+        "{stderr}"
+    );
+    let table = std::fs::read_to_string(out.join("table.md")).expect("table.md");
+    assert!(table.contains("Plugin workload: skipped"), "{table}");
+    assert!(!table.contains("## Plugin boundary"), "{table}");
+
+    let alone = run("plugin");
+    assert!(
+        !alone.status.success(),
+        "sqbench plugin succeeded without a guest"
+    );
+    assert!(
+        String::from_utf8_lossy(&alone.stderr).contains("adversarial.wasm"),
+        "{}",
+        String::from_utf8_lossy(&alone.stderr)
+    );
 }

@@ -175,6 +175,21 @@ impl Plugin for Adversary {
                 }
                 Ok(format!("ok:{hits}"))
             }
+            "set-loop" => {
+                // set-loop STORE KEY N SIZE: sets KEY to a SIZE-byte value N times (for
+                // the benchmark), each value distinct (its first bytes are the index).
+                let cache = Cache::open(arg(&args, 1)?).map_err(|e| format!("err:{}", kind(&e)))?;
+                let key = arg(&args, 2)?;
+                let n = num(&args, 3)?;
+                let size = usize::try_from(num(&args, 4)?).map_err(|e| e.to_string())?;
+                let mut value = vec![b'x'; size];
+                let stamp = size.min(8);
+                for i in 0..n {
+                    value[..stamp].copy_from_slice(&i.to_le_bytes()[..stamp]);
+                    cache.set(key, &value).map_err(|e| kind(&e).to_string())?;
+                }
+                Ok(format!("ok:{n}"))
+            }
             "conflict" => {
                 // A transaction reads a key, someone else changes it, the commit must fail.
                 let store = wit::open(arg(&args, 1)?).map_err(|e| wit_kind(&e).to_string())?;
