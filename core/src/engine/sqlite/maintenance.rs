@@ -81,8 +81,8 @@ impl Maintenance {
 /// `CHECKPOINT_FRAMES`). Also how long reads must pause before the read pin goes.
 const QUIET: Duration = Duration::from_millis(50);
 
-/// How often the thread looks for other processes' commits while the read pin is held
-/// (the pin stops their checkpoints, see `pin`).
+/// How often the thread looks for commits (of any process) while the WAL or the reads
+/// are active, and how long writes must pause before reads are pinned (see `pin`).
 const PIN_POLL: Duration = Duration::from_millis(5);
 
 fn run(shared: &Shared) {
@@ -154,13 +154,12 @@ impl WalWatch {
 
     /// How long the thread may sleep.
     fn wait(&self, shared: &Shared) -> Duration {
-        if shared.pin.is_held() {
-            PIN_POLL
-        } else if !self.copied
+        if shared.pin.is_held()
+            || !self.copied
             || shared.commits() != self.commits
             || self.read_at.is_some_and(|t| t.elapsed() < QUIET)
         {
-            QUIET
+            PIN_POLL
         } else {
             Duration::MAX
         }
@@ -189,7 +188,11 @@ impl WalWatch {
         if shared.take_read_activity() {
             self.read_at = Some(now);
         }
-        if !self.copied && now.duration_since(self.changed_at) >= QUIET {
+        let quiet_for = now.duration_since(self.changed_at);
+        if !self.copied && quiet_for >= QUIET {
+            // The pin (on the mark of the last commit) would not stop this checkpoint,
+            // but readers use mark 0 once it completes: take the pin again below.
+            shared.unpin_reads();
             self.copied = shared.checkpoint(conn)?;
             if !self.copied {
                 // A reader of another process holds part of it: try again later.
@@ -201,7 +204,10 @@ impl WalWatch {
             if !reading {
                 shared.unpin_reads();
             }
-        } else if self.copied && reading {
+        } else if reading && quiet_for >= PIN_POLL {
+            // Pinned before the checkpoint too: readers then share the pin's read mark
+            // (that of the last commit), which stops neither checkpoints nor writers;
+            // only the WAL's restart, until the next commit releases it.
             shared.pin_reads(self.commits)?;
         }
         Ok(())

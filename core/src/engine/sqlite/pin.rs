@@ -2,21 +2,24 @@
 //! connection of this process holds a read transaction open, so that every read here
 //! skips two system calls.
 //!
-//! Why it works: a read transaction on a fully checkpointed WAL takes a shared lock on
-//! read mark 0 (it reads the database file only). SQLite's unix VFS counts the shared
-//! locks of one process and calls `fcntl` only for the first taker and the last
-//! releaser. With the pin holding that lock, the readers' lock and unlock are counter
-//! updates: about a third of a cached `get`.
+//! Why it works: a read transaction takes a shared lock on a read mark: mark 0 when the
+//! WAL is fully copied into the database (it reads the database file only), else the
+//! mark of the last commit. SQLite's unix VFS counts the shared locks of one process
+//! and calls `fcntl` only for the first taker and the last releaser. With the pin
+//! holding the mark the readers take, their lock and unlock are counter updates:
+//! about two thirds of a cached `get` on this project's test machine.
 //!
-//! Why it is harmless: a reader on mark 0 pins no WAL frame and does not stop writers,
-//! nor the WAL from restarting (that needs the other marks). It does stop a checkpoint
-//! from copying frames into the database, which only matters once someone wrote. So
-//! the pin is taken only while this process is reading, released by its first commit
-//! (`Shared::note_commit`), and released by the maintenance thread every `QUIET`
-//! period, which checkpoints and takes it again only if the WAL is still fully copied
-//! and reads went on. Another process's passive checkpoint (SQLite's automatic one)
-//! is skipped meanwhile and retried at its next commit; its explicit `FULL`,
-//! `RESTART` or `TRUNCATE` checkpoint waits until this process stops reading.
+//! Why it is harmless: a reader on the mark of the last commit pins no frame a
+//! checkpoint could copy, and stops no writer; on mark 0 it reads no frame at all. It
+//! does stop the WAL from restarting (mark k > 0) and a checkpoint from copying new
+//! frames (mark 0), which only matters once someone writes again. So the pin is taken
+//! only while this process is reading and writes have paused for a moment; it is
+//! released by this process's next commit (`Shared::note_commit`), and within
+//! `PIN_POLL` of another process's commit by the maintenance thread, which watches
+//! `PRAGMA data_version`, checkpoints once writes pause for `QUIET`, and takes the pin
+//! again (on mark 0). Another process's passive checkpoint (SQLite's automatic one) is
+//! skipped meanwhile and retried at its next commit; its explicit `FULL`, `RESTART` or
+//! `TRUNCATE` checkpoint waits until this process stops reading.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
