@@ -76,9 +76,18 @@ def fill(cache, start, end):
         start = stop
 
 
+# diskcache culls entries beyond size_limit (1 GB by default): at 1e7 entries it would
+# drop some, and it would not be the same workload as the others' (unbounded).
+NO_LIMIT = 1 << 50
+
+
+def open_cache(d):
+    return diskcache.Cache(d, size_limit=NO_LIMIT)
+
+
 def scaling(a, work, out):
     d = os.path.join(work, "scaling-diskcache")
-    cache = diskcache.Cache(d)
+    cache = open_cache(d)
     filled = 0
     ops = a.scaling_ops
     for n in a.scaling_sizes:
@@ -114,7 +123,7 @@ def scaling(a, work, out):
 
 def valuesize(a, work, out):
     d = os.path.join(work, "valuesize-diskcache")
-    cache = diskcache.Cache(d)
+    cache = open_cache(d)
     nkeys = 8
     for size, ops in a.value_sizes:
         base = bytes((i * 31 % 251) for i in range(min(size, 1 << 16)))
@@ -144,7 +153,7 @@ def valuesize(a, work, out):
 
 def batch(a, work, out):
     d = os.path.join(work, "batch-diskcache")
-    cache = diskcache.Cache(d)
+    cache = open_cache(d)
     for b, rounds in a.batch_sizes:
         per_op = []
         for r in range(rounds):
@@ -162,8 +171,8 @@ def batch(a, work, out):
 
 def open_impl(imp, d):
     if imp == "diskcache":
-        return diskcache.Cache(d)
-    return diskcache.FanoutCache(d, shards=8, timeout=60)
+        return open_cache(d)
+    return diskcache.FanoutCache(d, shards=8, timeout=60, size_limit=NO_LIMIT)
 
 
 def worker_ops(cache, wid, ops):

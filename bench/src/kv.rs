@@ -62,12 +62,10 @@ macro_rules! store_kv {
                 keys: &[String],
                 value: &mut dyn FnMut(usize) -> Vec<u8>,
             ) -> Result<()> {
-                self.transact(|tx| {
-                    for (i, k) in keys.iter().enumerate() {
-                        tx.set(k, value(i))?;
-                    }
-                    Ok::<_, sciqlop_cache::Error>(())
-                })?;
+                // The batch API: one transaction (as `transact` with a `set` per entry,
+                // but with one prepared statement for the batch, as raw SQLite's).
+                let values: Vec<Vec<u8>> = (0..keys.len()).map(&mut *value).collect();
+                self.set_many(keys.iter().map(String::as_str).zip(values.iter()))?;
                 Ok(())
             }
         }

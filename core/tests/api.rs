@@ -938,3 +938,39 @@ fn steady_reader_sees_other_writers_and_lets_the_wal_restart() -> R {
     );
     Ok(())
 }
+
+/// `set_many` runs inline values through one statement and files one by one: the
+/// entries still apply in order (the last value of a key wins), and replaced value
+/// files are removed.
+#[test]
+fn set_many_mixes_inline_and_file_values_in_order() -> R {
+    let dir = tempfile::tempdir()?;
+    let cache = Cache::builder().file_threshold(64).open(dir.path())?;
+    let big = vec![9u8; 100];
+    cache.set_many([
+        ("a", &b"1"[..]),
+        ("b", &big[..]),
+        ("a", &big[..]),
+        ("c", &b"3"[..]),
+        ("b", &b"2"[..]),
+    ])?;
+    assert_eq!(cache.get("a")?, Some(big.clone()));
+    assert_eq!(cache.get("b")?.as_deref(), Some(&b"2"[..]));
+    assert_eq!(cache.get("c")?.as_deref(), Some(&b"3"[..]));
+    assert_eq!(cache.len()?, 3);
+    assert_eq!(cache.size()?, 102);
+    let report = cache.check(false)?;
+    assert!(report.ok && report.counters_consistent, "{report:?}");
+    assert_eq!(report.orphaned_files, 0);
+    // Inside a transaction that rolls back, nothing stays.
+    let r: Result<(), Error> = cache.transact(|tx| {
+        tx.set_many([("d", &big[..]), ("e", &b"5"[..])])?;
+        Err(Error::InvalidArgument("roll back".into()))
+    });
+    assert!(r.is_err());
+    assert_eq!(cache.get("d")?, None);
+    assert_eq!(cache.get("e")?, None);
+    let report = cache.check(false)?;
+    assert!(report.ok && report.orphaned_files == 0, "{report:?}");
+    Ok(())
+}

@@ -90,6 +90,7 @@ fn run(shared: &Shared) {
     let signal = &shared.signal;
     let mut last_tick = Instant::now();
     let mut wal = WalWatch::new(shared);
+    let mut wal_failing = false;
     loop {
         let woken = {
             let mut st = signal.state.lock();
@@ -118,8 +119,21 @@ fn run(shared: &Shared) {
             last_tick = Instant::now();
             result = tick(shared);
         }
-        if let Err(e) = result.and_then(|()| wal.update(shared)) {
+        if let Err(e) = result {
             tracing::warn!(dir = %shared.dir.display(), error = %e, "cache maintenance failed");
+        }
+        match wal.update(shared) {
+            Ok(()) => wal_failing = false,
+            Err(e) => {
+                // E.g. a read-only database: retried after a pause, not at every poll,
+                // and reported once per run of failures.
+                wal.back_off(shared);
+                if !std::mem::replace(&mut wal_failing, true) {
+                    tracing::warn!(dir = %shared.dir.display(), error = %e, "WAL upkeep failed");
+                } else {
+                    tracing::debug!(dir = %shared.dir.display(), error = %e, "WAL upkeep failed");
+                }
+            }
         }
     }
 }
@@ -138,7 +152,12 @@ struct WalWatch {
     copied: bool,
     /// When pooled reads were last noticed.
     read_at: Option<Instant>,
+    /// After an error, nothing is tried before this time.
+    paused_until: Option<Instant>,
 }
+
+/// The pause after a failed checkpoint or pin.
+const BACK_OFF: Duration = Duration::from_secs(1);
 
 impl WalWatch {
     fn new(shared: &Shared) -> Self {
@@ -149,23 +168,43 @@ impl WalWatch {
             changed_at: Instant::now(),
             copied: false,
             read_at: None,
+            paused_until: None,
         }
+    }
+
+    fn back_off(&mut self, shared: &Shared) {
+        shared.unpin_reads();
+        self.paused_until = Some(Instant::now() + BACK_OFF);
     }
 
     /// How long the thread may sleep.
     fn wait(&self, shared: &Shared) -> Duration {
-        if shared.pin.is_held()
-            || !self.copied
-            || shared.commits() != self.commits
-            || self.read_at.is_some_and(|t| t.elapsed() < QUIET)
+        let now = Instant::now();
+        if let Some(t) = self.paused_until
+            && t > now
         {
-            PIN_POLL
-        } else {
-            Duration::MAX
+            return t - now;
         }
+        if shared.pin.is_held() || shared.commits() != self.commits {
+            return PIN_POLL;
+        }
+        let mut wait = Duration::MAX;
+        if !self.copied {
+            wait = (self.changed_at + QUIET)
+                .saturating_duration_since(now)
+                .max(PIN_POLL);
+        }
+        if self.read_at.is_some_and(|t| now.duration_since(t) < QUIET) {
+            wait = wait.min(PIN_POLL);
+        }
+        wait
     }
 
     fn update(&mut self, shared: &Shared) -> Result<()> {
+        if self.paused_until.is_some_and(|t| t > Instant::now()) {
+            return Ok(());
+        }
+        self.paused_until = None;
         if self.conn.is_none() {
             self.conn = Some(shared.open_reader()?);
         }

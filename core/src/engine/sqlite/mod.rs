@@ -1077,6 +1077,61 @@ impl<P: Policy> Backend for Engine<P> {
         self.fetch(key, |b| b.into_vec())
     }
 
+    /// One transaction, one LRU stamp, and one prepared statement per run of inline
+    /// values (a statement lookup per row is a tenth of a batched set).
+    fn set_many(&self, entries: &[(&str, &[u8])], opts: &SetOptions) -> Result<()> {
+        let s = &*self.shared;
+        let expire = s.expiry_of(opts, s.now())?;
+        // Value files are written before the write lock is taken (and removed on drop
+        // if not installed), as in `put`.
+        let mut temps = entries
+            .iter()
+            .map(|(_, v)| self.prepare_value(v))
+            .collect::<Result<Vec<_>>>()?;
+        let tag = opts.tag.as_deref();
+        s.write(true, |w| {
+            let stamp = s.now();
+            let before = w.conn.total_changes();
+            let mut i = 0;
+            while i < entries.len() {
+                let (key, value) = entries[i];
+                if let Some(temp) = temps[i].take() {
+                    let meta = Meta {
+                        key,
+                        expire,
+                        now: stamp,
+                        tag,
+                    };
+                    self.store_value(w, &meta, value, Some(temp))?;
+                    i += 1;
+                    continue;
+                }
+                let mut st = w
+                    .conn
+                    .prepare_cached(schema::UPSERT)
+                    .map_err(|e| s.sql_err(e))?;
+                while i < entries.len() && temps[i].is_none() {
+                    let (key, value) = entries[i];
+                    st.execute(params![
+                        key,
+                        Some(value),
+                        None::<&str>,
+                        value.len() as i64,
+                        expire,
+                        stamp,
+                        tag
+                    ])
+                    .map_err(|e| s.sql_err(e))?;
+                    i += 1;
+                }
+            }
+            w.note_discards(before, entries.len() as u64);
+            Ok(())
+        })?;
+        self.after_write(entries.iter().map(|(_, v)| v.len()).sum());
+        Ok(())
+    }
+
     fn set(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<()> {
         self.put(key, value, opts, false).map(|_| ())
     }
