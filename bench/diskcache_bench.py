@@ -81,6 +81,13 @@ def fill(cache, start, end):
 NO_LIMIT = 1 << 50
 
 
+def remove_store(d):
+    """As the Rust side's remove_store: remove, flush the file system, pause."""
+    shutil.rmtree(d, ignore_errors=True)
+    os.sync()
+    time.sleep(0.5)
+
+
 def open_cache(d):
     return diskcache.Cache(d, size_limit=NO_LIMIT)
 
@@ -118,7 +125,7 @@ def scaling(a, work, out):
 
         out.row("diskcache", "scaling", n, "delete", time_each(ops, delete))
     cache.close()
-    shutil.rmtree(d, ignore_errors=True)
+    remove_store(d)
 
 
 def valuesize(a, work, out):
@@ -148,7 +155,7 @@ def valuesize(a, work, out):
         for k in keys:
             cache.delete(k)
     cache.close()
-    shutil.rmtree(d, ignore_errors=True)
+    remove_store(d)
 
 
 def batch(a, work, out):
@@ -166,7 +173,7 @@ def batch(a, work, out):
             per_op.append((now_ns() - t) // b)
         out.row("diskcache", "batch", b, "batch-set", per_op, VALUE_LEN, n=rounds * b)
     cache.close()
-    shutil.rmtree(d, ignore_errors=True)
+    remove_store(d)
 
 
 def open_impl(imp, d):
@@ -229,7 +236,7 @@ def concurrency(a, work, out):
             assert all(r is not None for r in results), "a thread failed"
             push_concurrency(out, imp, "concurrency-threads", w, results)
             cache.close()
-            shutil.rmtree(d, ignore_errors=True)
+            remove_store(d)
         ctx = mp.get_context("fork")
         for w in a.workers:
             d = os.path.join(work, f"conc-procs-{imp}-{w}")
@@ -247,7 +254,7 @@ def concurrency(a, work, out):
                 p.join()
                 assert p.exitcode == 0, f"worker exited with {p.exitcode}"
             push_concurrency(out, imp, "concurrency-procs", w, results)
-            shutil.rmtree(d, ignore_errors=True)
+            remove_store(d)
 
 
 def pairs(s):

@@ -164,6 +164,16 @@ pub fn rng(seed: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// Removes a store once its workload is done, then flushes the file system and pauses:
+/// the write-back and discards of a store of a million entries otherwise land on the
+/// next implementation measured (a run once showed 1 MiB sets three times slower for
+/// whichever store came right after the scaling workload).
+pub fn remove_store(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::process::Command::new("sync").status();
+    std::thread::sleep(Duration::from_millis(500));
+}
+
 fn fill(kv: &dyn Kv, from: u64, to: u64) -> Result<()> {
     let mut start = from;
     while start < to {
@@ -243,7 +253,7 @@ pub fn scaling(imp: &str, plan: &Plan, work: &Path, out: &mut CsvOut) -> Result<
         out.push(&Row::measured(imp, "scaling", n, "delete", &mut ns, 0))?;
     }
     drop(kv);
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_store(&dir);
     Ok(())
 }
 
@@ -280,7 +290,7 @@ pub fn valuesize(imp: &str, plan: &Plan, work: &Path, out: &mut CsvOut) -> Resul
         }
     }
     drop(kv);
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_store(&dir);
     Ok(())
 }
 
@@ -306,7 +316,7 @@ pub fn batch(imp: &str, plan: &Plan, work: &Path, out: &mut CsvOut) -> Result<()
         out.push(&row)?;
     }
     drop(kv);
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_store(&dir);
     Ok(())
 }
 
@@ -377,7 +387,7 @@ pub fn concurrency(imp: &str, plan: &Plan, work: &Path, out: &mut CsvOut) -> Res
         })?;
         push_concurrency(imp, "concurrency-threads", w, results, out)?;
         drop(kv);
-        let _ = std::fs::remove_dir_all(&dir);
+        remove_store(&dir);
     }
     let exe = std::env::current_exe().context("locating sqbench")?;
     for &w in &plan.workers {
@@ -405,7 +415,7 @@ pub fn concurrency(imp: &str, plan: &Plan, work: &Path, out: &mut CsvOut) -> Res
             results.push(parse_worker_output(&String::from_utf8(o.stdout)?)?);
         }
         push_concurrency(imp, "concurrency-procs", w, results, out)?;
-        let _ = std::fs::remove_dir_all(&dir);
+        remove_store(&dir);
     }
     Ok(())
 }
