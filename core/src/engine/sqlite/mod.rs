@@ -8,7 +8,9 @@
 //!   nor for each other;
 //! - reads do not write: LRU recency is buffered in memory and flushed in batches by the
 //!   maintenance thread, which also purges expired entries, evicts down to the size
-//!   bound and checkpoints the WAL.
+//!   bound and checkpoints the WAL once writes pause;
+//! - while the process reads and writes have paused, the read pin (`pin`) spares every
+//!   read its two lock system calls.
 
 mod files;
 mod maintenance;
