@@ -829,6 +829,9 @@ fn batches_are_all_or_nothing() -> R {
     Ok(())
 }
 
+/// Sets a key on one kind of store or the other.
+type SetFn = dyn Fn(&str) -> Result<(), Error>;
+
 fn wal_len(dir: &std::path::Path) -> u64 {
     std::fs::metadata(dir.join("sciqlop-cache.db-wal")).map_or(0, |m| m.len())
 }
@@ -841,16 +844,15 @@ fn wal_keeps_restarting_under_steady_writes() -> R {
     for index in [false, true] {
         let dir = tempfile::tempdir()?;
         let value = [7u8; 100];
-        if index {
+        let set: Box<SetFn> = if index {
             let store = Index::open(dir.path())?;
-            for i in 0..5000 {
-                store.set(&format!("k{i:06}"), value)?;
-            }
+            Box::new(move |k| store.set(k, value))
         } else {
             let store = Cache::open(dir.path())?;
-            for i in 0..5000 {
-                store.set(&format!("k{i:06}"), value)?;
-            }
+            Box::new(move |k| store.set(k, value))
+        };
+        for i in 0..5000 {
+            set(&format!("k{i:06}"))?;
         }
         let len = wal_len(dir.path());
         assert!(

@@ -71,7 +71,7 @@ impl Maintenance {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.shared.unpin_reads();
+        self.shared.pin.release();
     }
 }
 
@@ -173,7 +173,7 @@ impl WalWatch {
     }
 
     fn back_off(&mut self, shared: &Shared) {
-        shared.unpin_reads();
+        shared.pin.release();
         self.paused_until = Some(Instant::now() + BACK_OFF);
     }
 
@@ -218,7 +218,7 @@ impl WalWatch {
             .map_err(|e| shared.sql_err(e))?;
         if commits != self.commits || Some(version) != self.version {
             // Someone wrote: a held pin would stop their checkpoints.
-            shared.unpin_reads();
+            shared.pin.release();
             self.commits = commits;
             self.version = Some(version);
             self.changed_at = now;
@@ -231,7 +231,7 @@ impl WalWatch {
         if !self.copied && quiet_for >= QUIET {
             // The pin (on the mark of the last commit) would not stop this checkpoint,
             // but readers use mark 0 once it completes: take the pin again below.
-            shared.unpin_reads();
+            shared.pin.release();
             self.copied = shared.checkpoint(conn)?;
             if !self.copied {
                 // A reader of another process holds part of it: try again later.
@@ -241,7 +241,7 @@ impl WalWatch {
         let reading = self.read_at.is_some_and(|t| now.duration_since(t) < QUIET);
         if shared.pin.is_held() {
             if !reading {
-                shared.unpin_reads();
+                shared.pin.release();
             }
         } else if reading && quiet_for >= PIN_POLL {
             // Pinned before the checkpoint too: readers then share the pin's read mark

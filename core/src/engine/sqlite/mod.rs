@@ -211,9 +211,7 @@ impl Shared {
     /// Counts a commit.
     fn note_commit(&self) {
         self.commits.fetch_add(1, Ordering::SeqCst);
-        if self.pin.is_held() {
-            self.pin.release();
-        }
+        self.pin.release();
         self.signal.nudge();
     }
 
@@ -225,11 +223,6 @@ impl Shared {
             || self.commits() == commits,
             |e| self.sql_err(e),
         )
-    }
-
-    /// Releases the read pin.
-    pub(crate) fn unpin_reads(&self) {
-        self.pin.release();
     }
 
     /// Whether pooled reads ran since the last call.
@@ -836,15 +829,8 @@ impl<P: Policy> Engine<P> {
     }
 
     fn upsert(&self, w: &mut Writer, m: &Meta<'_>, data: Data<'_>, size: usize) -> Result<()> {
-        let (value, file) = match data {
-            Data::Inline(v) => (Some(v), None),
-            Data::File(f) => (None, Some(f)),
-        };
-        self.shared.exec(
-            w,
-            schema::UPSERT,
-            params![m.key, value, file, size as i64, m.expire, m.now, m.tag],
-        )?;
+        self.shared
+            .exec(w, schema::UPSERT, m.upsert_params(data, size))?;
         Ok(())
     }
 
@@ -960,6 +946,25 @@ struct Meta<'a> {
     expire: Option<i64>,
     now: i64,
     tag: Option<&'a str>,
+}
+
+impl<'a> Meta<'a> {
+    /// The parameters of `schema::UPSERT` for this entry.
+    fn upsert_params(&self, data: Data<'a>, size: usize) -> impl rusqlite::Params + use<'a> {
+        let (value, file) = match data {
+            Data::Inline(v) => (Some(v), None),
+            Data::File(f) => (None, Some(f)),
+        };
+        (
+            self.key,
+            value,
+            file,
+            size as i64,
+            self.expire,
+            self.now,
+            self.tag,
+        )
+    }
 }
 
 /// Where the bytes of a write go.
@@ -1114,16 +1119,14 @@ impl<P: Policy> Backend for Engine<P> {
                     .map_err(|e| s.sql_err(e))?;
                 while i < entries.len() && temps[i].is_none() {
                     let (key, value) = entries[i];
-                    st.execute(params![
+                    let meta = Meta {
                         key,
-                        Some(value),
-                        None::<&str>,
-                        value.len() as i64,
                         expire,
-                        stamp,
-                        tag
-                    ])
-                    .map_err(|e| s.sql_err(e))?;
+                        now: stamp,
+                        tag,
+                    };
+                    st.execute(meta.upsert_params(Data::Inline(value), value.len()))
+                        .map_err(|e| s.sql_err(e))?;
                     i += 1;
                 }
             }

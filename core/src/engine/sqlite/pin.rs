@@ -79,9 +79,10 @@ impl ReadPin {
         Ok(())
     }
 
-    /// Ends the pin's read transaction, if it holds one.
+    /// Ends the pin's read transaction, if it holds one (one atomic load when not: it
+    /// runs after every commit).
     pub(crate) fn release(&self) {
-        if self.held.swap(false, Ordering::SeqCst) {
+        if self.held.load(Ordering::SeqCst) && self.held.swap(false, Ordering::SeqCst) {
             let slot = self.conn.lock();
             if let Some(conn) = slot.as_ref()
                 && !conn.is_autocommit()
