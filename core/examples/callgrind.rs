@@ -4,6 +4,7 @@
 //! cargo build --release -p sciqlop-cache --example callgrind
 //! valgrind --tool=callgrind target/release/examples/callgrind single   # 5k autocommit sets
 //! valgrind --tool=callgrind target/release/examples/callgrind batch    # 20k sets, one transaction
+//! valgrind --tool=callgrind target/release/examples/callgrind many     # 20k sets, set_many by 1000
 //! valgrind --tool=callgrind target/release/examples/callgrind get      # batch + 100k gets
 //! ```
 
@@ -21,6 +22,11 @@ fn main() -> Result<(), Error> {
                 cache.set(k, value)?;
             }
         }
+        "many" => {
+            for chunk in keys.chunks(1000) {
+                cache.set_many(chunk.iter().map(|k| (k, value)))?;
+            }
+        }
         "batch" | "get" => {
             cache.transact(|tx| keys.iter().try_for_each(|k| tx.set(k, value)))?;
             if mode == "get" {
@@ -31,7 +37,7 @@ fn main() -> Result<(), Error> {
                 }
             }
         }
-        other => eprintln!("unknown workload {other:?}: single, batch or get"),
+        other => eprintln!("unknown workload {other:?}: single, batch, many or get"),
     }
     Ok(())
 }
