@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sciqlop_cache::{Cache, FanoutCache};
+use sciqlop_cache::{Cache, DEFAULT_FILE_THRESHOLD, FanoutCache};
 use sciqlop_cache_tests::{env_usize, parse_payload, payload};
 
 const MAX: u64 = 4_000_000;
@@ -125,8 +125,12 @@ fn run(store: &dyn Bounded, label: &str) {
                     let mut order = Vec::new();
                     while bytes < per_writer_bytes {
                         let k = cold_key(w, i);
-                        // Mixed sizes: inline (< 8 KiB) and file-backed values.
-                        let len = if i % 3 == 0 { 20_000 } else { 3_000 };
+                        // Mixed sizes: inline and file-backed values.
+                        let len = if i % 3 == 0 {
+                            DEFAULT_FILE_THRESHOLD + 4096
+                        } else {
+                            3_000
+                        };
                         store.set(&k, &vec![(i % 251) as u8; len]);
                         bytes += len as u64;
                         i += 1;
