@@ -171,7 +171,8 @@ impl<P: Policy> Builder<P> {
         self
     }
 
-    /// Values of at least this many bytes are stored in their own file (default 8 KiB, [`DEFAULT_FILE_THRESHOLD`]).
+    /// Values of at least this many bytes are stored in their own file (default 8 KiB,
+    /// [`DEFAULT_FILE_THRESHOLD`]).
     #[must_use]
     pub fn file_threshold(mut self, bytes: usize) -> Self {
         self.config.file_threshold = bytes.min(MAX_INLINE);
@@ -200,9 +201,9 @@ impl<P: Policy> Builder<P> {
     }
 
     /// How often the background thread flushes recency updates, purges expired entries
-    /// and evicts (default 1 s); it also checkpoints the WAL 50 ms after writes pause. `Duration::ZERO` disables the
-    /// thread: call [`Store::maintain`] yourself, or rely on the inline fallback that
-    /// runs when a write notices the size bound is exceeded.
+    /// and evicts (default 1 s); it also checkpoints the WAL 50 ms after writes pause.
+    /// `Duration::ZERO` disables the thread: call [`Store::maintain`] yourself, or rely
+    /// on the inline fallback that runs when a write notices the size bound is exceeded.
     #[must_use]
     pub fn maintenance_interval(mut self, every: Duration) -> Self {
         self.config.maintenance_interval = every;

@@ -85,8 +85,8 @@ pub(crate) struct Shared {
     /// Commits made through this instance (the maintenance thread checkpoints once
     /// they stop for a moment).
     commits: AtomicU64,
-    /// Held while the WAL is idle and reads happen: they then skip their lock system
-    /// calls.
+    /// Held while writes have paused and reads happen: they then skip their lock
+    /// system calls.
     pin: ReadPin,
     /// A pooled read ran since the maintenance thread last looked.
     reading: AtomicBool,
@@ -215,8 +215,8 @@ impl Shared {
         self.signal.nudge();
     }
 
-    /// Takes the read pin (see `pin`) if the WAL is fully copied and no commit came
-    /// since `commits`.
+    /// Takes the read pin (see `pin`), released at once if a commit came since
+    /// `commits`.
     pub(crate) fn pin_reads(&self, commits: u64) -> Result<()> {
         self.pin.take(
             || self.open_reader(),
@@ -1100,16 +1100,16 @@ impl<P: Policy> Backend for Engine<P> {
             let stamp = s.now();
             let before = w.conn.total_changes();
             let mut i = 0;
+            let meta = |key| Meta {
+                key,
+                expire,
+                now: stamp,
+                tag,
+            };
             while i < entries.len() {
                 let (key, value) = entries[i];
                 if let Some(temp) = temps[i].take() {
-                    let meta = Meta {
-                        key,
-                        expire,
-                        now: stamp,
-                        tag,
-                    };
-                    self.store_value(w, &meta, value, Some(temp))?;
+                    self.store_value(w, &meta(key), value, Some(temp))?;
                     i += 1;
                     continue;
                 }
@@ -1119,13 +1119,7 @@ impl<P: Policy> Backend for Engine<P> {
                     .map_err(|e| s.sql_err(e))?;
                 while i < entries.len() && temps[i].is_none() {
                     let (key, value) = entries[i];
-                    let meta = Meta {
-                        key,
-                        expire,
-                        now: stamp,
-                        tag,
-                    };
-                    st.execute(meta.upsert_params(Data::Inline(value), value.len()))
+                    st.execute(meta(key).upsert_params(Data::Inline(value), value.len()))
                         .map_err(|e| s.sql_err(e))?;
                     i += 1;
                 }

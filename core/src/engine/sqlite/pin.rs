@@ -1,6 +1,6 @@
-//! The read pin: while the WAL is idle and fully copied into the database, one extra
-//! connection of this process holds a read transaction open, so that every read here
-//! skips two system calls.
+//! The read pin: while this process reads and writes have paused, one extra connection
+//! of this process holds a read transaction open, so that every read here skips two
+//! system calls.
 //!
 //! Why it works: a read transaction takes a shared lock on a read mark: mark 0 when the
 //! WAL is fully copied into the database (it reads the database file only), else the
@@ -41,9 +41,9 @@ impl ReadPin {
     }
 
     /// Takes the pin (on a connection made by `open` the first time). The caller has
-    /// just seen the WAL fully checkpointed. `still_quiet` is asked once the pin is
-    /// taken: if a commit came in between, the pin may sit on a newer snapshot (a
-    /// non-zero read mark), and is released at once.
+    /// just seen writes pause. `still_quiet` is asked once the pin is taken: if a
+    /// commit came in between, the pin may sit on a snapshot older than that commit's,
+    /// and is released at once.
     pub(crate) fn take(
         &self,
         open: impl FnOnce() -> crate::Result<Connection>,
