@@ -190,6 +190,17 @@ pub enum Error {
         requested: u32,
     },
 
+    /// A lock held by another thread or process (a write transaction, a checkpoint) was
+    /// not released within the store's busy timeout; nothing was done. Retry, or raise
+    /// the timeout (`Builder::busy_timeout`).
+    #[error("{path} stayed locked by another writer for more than {timeout:?}; nothing was done")]
+    Busy {
+        /// The database file (or store directory) that was locked.
+        path: PathBuf,
+        /// The timeout that ran out.
+        timeout: std::time::Duration,
+    },
+
     /// The database rolled the transaction back after an earlier error in it (e.g. the
     /// disk filled up); nothing of it was written. Retry the whole transaction.
     #[error("transaction was rolled back by the database after an earlier error; retry it")]

@@ -33,7 +33,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::options::{Builder, CheckReport, SetOptions, Stats};
 use crate::policy::{CacheKind, IndexKind, Policy};
-use crate::store::{Lock, Store};
+use crate::store::{Lock, Store, Transaction};
 use crate::{Error, Result};
 
 /// The shard of `key` among `count` shards: xxh3-64 of the key's UTF-8 bytes modulo
@@ -374,6 +374,44 @@ impl<P: Policy> Fanout<P> {
         self.shard_for(key).transact(f)
     }
 
+    /// Begins a transaction on the shard of `key`; see [`Store::begin`] and
+    /// [`transact`](Self::transact) for what it may touch.
+    pub fn begin(&self, key: &str) -> Result<Transaction<'_>> {
+        self.shard_for(key).begin()
+    }
+
+    /// See [`Store::get_entry`].
+    pub fn get_entry(&self, key: &str) -> Result<Option<(Vec<u8>, crate::EntryInfo)>> {
+        self.shard_for(key).get_entry(key)
+    }
+
+    /// See [`Store::pop_entry`].
+    pub fn pop_entry(&self, key: &str) -> Result<Option<(Vec<u8>, crate::EntryInfo)>> {
+        self.shard_for(key).pop_entry(key)
+    }
+
+    /// Metadata of the fanout (kept in its first shard); see [`Store::metadata`].
+    pub fn metadata(&self, name: &str) -> Result<Option<String>> {
+        self.shards[0].metadata(name)
+    }
+
+    /// Sets metadata of the fanout; see [`Store::set_metadata`].
+    pub fn set_metadata(&self, name: &str, value: Option<&str>) -> Result<()> {
+        self.shards[0].set_metadata(name, value)
+    }
+
+    /// Opens the same fanout again (see [`Store::reopen`], e.g. after `fork`).
+    pub fn reopen(&self) -> Result<Self> {
+        Ok(Fanout {
+            dir: self.dir.clone(),
+            shards: self
+                .shards
+                .iter()
+                .map(Store::reopen)
+                .collect::<Result<_>>()?,
+        })
+    }
+
     /// Cross-process lock `name` (held in the shard of `name`); see [`Store::lock`].
     pub fn lock(&self, name: &str, expire: Duration) -> Result<Lock<'_, P>> {
         self.shard_for(name).lock(name, expire)
@@ -504,6 +542,23 @@ impl Fanout<CacheKind> {
     /// Removes entries tagged `tag` from every shard; returns how many.
     pub fn evict_tag(&self, tag: &str) -> Result<u64> {
         self.sum(|s| s.evict_tag(tag))
+    }
+
+    /// The bound on bytes of values of the whole fanout (0: unbounded).
+    pub fn max_size(&self) -> u64 {
+        self.shards.iter().map(Store::max_size).sum()
+    }
+
+    /// Changes the bound of the whole fanout (each shard gets an equal part); see
+    /// [`Store::set_max_size`].
+    pub fn set_max_size(&self, bytes: u64) -> Result<()> {
+        let part = bytes.div_ceil(u64::from(self.shard_count()));
+        self.shards.iter().try_for_each(|s| s.set_max_size(part))
+    }
+
+    /// Evicts in every shard over its part of the bound; returns how many.
+    pub fn evict(&self) -> Result<u64> {
+        self.sum(Store::evict)
     }
 
     /// Hits and misses summed over the shards.

@@ -84,11 +84,11 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use fanout::{Fanout, FanoutBuilder, FanoutCache, FanoutIndex, FanoutKeys};
 pub use options::{
-    Builder, CheckReport, DEFAULT_FILE_THRESHOLD, DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE,
-    EntryInfo, Expiry, SetOptions, Stats,
+    Builder, CheckReport, DEFAULT_BUSY_TIMEOUT, DEFAULT_FILE_THRESHOLD, DEFAULT_MAX_KEY_LEN,
+    DEFAULT_MAX_VALUE_SIZE, EntryInfo, Expiry, SetOptions, Stats,
 };
 pub use policy::{CacheKind, IndexKind, Policy};
-pub use store::{Cache, Index, Keys, Lock, Store};
+pub use store::{Cache, Index, Keys, Lock, Store, Transaction};
 
 #[cfg(feature = "guest")]
 pub use engine::guest::LOCK_PREFIX;

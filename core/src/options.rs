@@ -103,6 +103,9 @@ pub const DEFAULT_FILE_THRESHOLD: usize = 8 * 1024;
 pub const DEFAULT_MAX_KEY_LEN: usize = 4096;
 /// Default largest value, in bytes.
 pub const DEFAULT_MAX_VALUE_SIZE: u64 = 1 << 32;
+/// Default longest wait for a lock held by another connection (ten minutes, as the
+/// original sciqlop-cache), see [`Builder::busy_timeout`].
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Largest value SQLite can hold inline; the file threshold is capped below it.
 pub const MAX_INLINE: usize = 512 * 1024 * 1024;
 
@@ -116,6 +119,8 @@ pub struct Config {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) maintenance_interval: Duration,
     pub(crate) sync_files: bool,
+    #[cfg_attr(feature = "guest", allow(dead_code))]
+    pub(crate) busy_timeout: Duration,
     #[cfg_attr(feature = "guest", allow(dead_code))]
     pub(crate) evict_to: f64,
     #[cfg_attr(feature = "guest", allow(dead_code))]
@@ -132,6 +137,7 @@ impl Default for Config {
             clock: Arc::new(SystemClock),
             maintenance_interval: Duration::from_secs(1),
             sync_files: false,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
             evict_to: 0.9,
             vfs: None,
         }
@@ -216,6 +222,18 @@ impl<P: Policy> Builder<P> {
     #[must_use]
     pub fn sync_files(mut self, on: bool) -> Self {
         self.config.sync_files = on;
+        self
+    }
+
+    /// Longest time an operation waits for a lock that another thread or process holds
+    /// (a write transaction, a checkpoint) before failing with [`Error::Busy`]
+    /// (default [`DEFAULT_BUSY_TIMEOUT`], ten minutes). Waiting uses short sleeps, so a
+    /// released lock is taken within about a millisecond.
+    ///
+    /// [`Error::Busy`]: crate::Error::Busy
+    #[must_use]
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.config.busy_timeout = timeout;
         self
     }
 

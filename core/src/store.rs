@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::engine::{Backend, Engine, TxGuard};
+use crate::engine::{Backend, BoxedTx, Engine, TxGuard};
 use crate::options::{Builder, CheckReport, Config, EntryInfo, SetOptions, Stats};
 use crate::policy::{CacheKind, IndexKind, Policy};
 use crate::{Error, Result};
@@ -26,6 +26,8 @@ use crate::{Error, Result};
 /// open the same directory at once.
 pub struct Store<P: Policy> {
     engine: Engine<P>,
+    /// What it was opened with (for `reopen`).
+    config: Config,
     max_key_len: usize,
     max_value_size: u64,
     /// Set on the stores of a fanout: keys must route to this shard.
@@ -85,13 +87,27 @@ impl<P: Policy> Store<P> {
     pub(crate) fn open_with(path: &Path, config: Config) -> Result<Self> {
         let (max_key_len, max_value_size) = (config.max_key_len, config.max_value_size);
         Ok(Store {
-            engine: Engine::open(path, config)?,
+            engine: Engine::open(path, config.clone())?,
+            config,
             max_key_len,
             max_value_size,
             shard: None,
             inflight: Mutex::new(HashMap::new()),
             _kind: PhantomData,
         })
+    }
+
+    /// Opens the same directory again with the same settings: a new, independent
+    /// handle (its own connections and background thread).
+    ///
+    /// This is how a child process made by `fork()` keeps using a store it inherited:
+    /// SQLite connections must not be used across `fork`, so the child calls `reopen`
+    /// and uses the new handle. Dropping the inherited handle in the child is safe (it
+    /// leaves the parent's connections and thread alone).
+    pub fn reopen(&self) -> Result<Self> {
+        let mut s = Self::open_with(self.path(), self.config.clone())?;
+        s.shard = self.shard;
+        Ok(s)
     }
 
     /// Marks this store as shard `index` of `count`: keys routing elsewhere are refused.
@@ -229,6 +245,50 @@ impl<P: Policy> Store<P> {
     pub fn pop(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.check_key(key)?;
         self.engine.pop(key)
+    }
+
+    /// The value of `key` with its size, expiry and tag, read together (one snapshot).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// use sciqlop_cache::SetOptions;
+    /// cache.set_with("k", b"abc", &SetOptions::new().tag("t"))?;
+    /// let (value, info) = cache.get_entry("k")?.expect("live");
+    /// assert_eq!((value.as_slice(), info.tag.as_deref()), (&b"abc"[..], Some("t")));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    pub fn get_entry(&self, key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>> {
+        self.check_key(key)?;
+        self.engine.get_entry(key)
+    }
+
+    /// Removes `key` and returns its value with its size, expiry and tag, atomically.
+    pub fn pop_entry(&self, key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>> {
+        self.check_key(key)?;
+        self.engine.pop_entry(key)
+    }
+
+    /// A value of the store's own metadata, set by [`set_metadata`](Self::set_metadata)
+    /// by this or any other process (e.g. the serializer a binding records).
+    /// Metadata is not an entry: it is not counted, listed, expired or evicted.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.set_metadata("serializer", Some("pickle"))?;
+    /// assert_eq!(cache.metadata("serializer")?.as_deref(), Some("pickle"));
+    /// cache.set_metadata("serializer", None)?;
+    /// assert_eq!(cache.metadata("serializer")?, None);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    pub fn metadata(&self, name: &str) -> Result<Option<String>> {
+        self.engine.metadata(name)
+    }
+
+    /// Sets the metadata value `name` (`None` removes it); see [`metadata`](Self::metadata).
+    pub fn set_metadata(&self, name: &str, value: Option<&str>) -> Result<()> {
+        self.engine.set_metadata(name, value)
     }
 
     /// Whether `key` holds a live entry.
@@ -381,6 +441,34 @@ impl<P: Policy> Store<P> {
         let out = f(self)?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Begins a transaction that the caller ends: [`Transaction::commit`], or
+    /// [`Transaction::rollback`] (also what dropping it does). The same semantics as
+    /// [`transact`](Self::transact), for code that cannot wrap the work in a closure (a
+    /// `with` block of a binding, a C handle): while it is open, everything this thread
+    /// does on the store joins it; transactions begun inside it are savepoints.
+    ///
+    /// The transaction belongs to the thread that began it: it is not `Send`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// let tx = cache.begin()?;
+    /// cache.set("a", b"1")?;
+    /// tx.rollback();
+    /// assert_eq!(cache.get("a")?, None);
+    ///
+    /// let tx = cache.begin()?;
+    /// cache.set("a", b"2")?;
+    /// tx.commit()?;
+    /// assert_eq!(cache.get("a")?.as_deref(), Some(&b"2"[..]));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    pub fn begin(&self) -> Result<Transaction<'_>> {
+        Ok(Transaction {
+            tx: Box::new(self.engine.begin()?),
+        })
     }
 
     /// Takes the cross-process lock `name`, waiting as long as it takes. The lock expires
@@ -546,6 +634,25 @@ impl Store<CacheKind> {
         self.engine.evict_tag(tag)
     }
 
+    /// The bound on bytes of values (0: unbounded).
+    pub fn max_size(&self) -> u64 {
+        self.engine.max_size()
+    }
+
+    /// Changes the bound on bytes of values (0: unbounded) for this handle from now on;
+    /// if the store is over the new bound, eviction starts in the background. Other
+    /// handles and processes keep their own bound (record it with
+    /// [`set_metadata`](Store::set_metadata) to share it).
+    pub fn set_max_size(&self, bytes: u64) -> Result<()> {
+        self.engine.set_max_size(bytes)
+    }
+
+    /// Evicts least-recently-used entries now, if the values exceed the bound, down to
+    /// 90 % of it; returns how many were evicted.
+    pub fn evict(&self) -> Result<u64> {
+        self.engine.evict()
+    }
+
     /// Hits and misses of reads through this instance.
     pub fn stats(&self) -> Stats {
         self.engine.stats()
@@ -656,6 +763,32 @@ impl<P: Policy> Iterator for Keys<'_, P> {
             }
         }
         self.buf.pop_front().map(Ok)
+    }
+}
+
+/// A transaction begun with [`Store::begin`]: committed with [`commit`](Self::commit),
+/// rolled back with [`rollback`](Self::rollback) or when dropped.
+#[must_use = "a transaction is rolled back when dropped without commit"]
+pub struct Transaction<'a> {
+    tx: Box<dyn BoxedTx + 'a>,
+}
+
+impl Transaction<'_> {
+    /// Commits: the outermost transaction makes its writes durable and visible, a nested
+    /// one (a savepoint) joins its parent.
+    pub fn commit(self) -> Result<()> {
+        self.tx.commit_boxed()
+    }
+
+    /// Rolls back everything done since [`Store::begin`] (value files included).
+    pub fn rollback(self) {
+        drop(self);
+    }
+}
+
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction").finish_non_exhaustive()
     }
 }
 

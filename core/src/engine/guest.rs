@@ -276,6 +276,44 @@ impl<P: Policy> Backend for Engine<P> {
         self.store_only("pop inside a guest transaction", key, |s| s.pop(key))
     }
 
+    fn get_entry(&self, _key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>> {
+        Err(Error::Unsupported(
+            "entry metadata is not part of the plugin interface",
+        ))
+    }
+
+    fn pop_entry(&self, _key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>> {
+        Err(Error::Unsupported(
+            "entry metadata is not part of the plugin interface",
+        ))
+    }
+
+    fn metadata(&self, _name: &str) -> Result<Option<String>> {
+        Err(Error::Unsupported(
+            "store metadata is not part of the plugin interface",
+        ))
+    }
+
+    fn set_metadata(&self, _name: &str, _value: Option<&str>) -> Result<()> {
+        Err(Error::Unsupported(
+            "store metadata is not part of the plugin interface",
+        ))
+    }
+
+    fn max_size(&self) -> u64 {
+        0
+    }
+
+    fn set_max_size(&self, _bytes: u64) -> Result<()> {
+        Err(Error::Unsupported(
+            "a plugin's byte quota is set by its host",
+        ))
+    }
+
+    fn evict(&self) -> Result<u64> {
+        Err(Error::Unsupported("eviction runs on the host"))
+    }
+
     fn touch(&self, key: &str, expire: Option<Duration>) -> Result<bool> {
         self.store_only("touch inside a guest transaction", key, |s| {
             s.touch(key, expire.map(millis))

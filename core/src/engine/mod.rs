@@ -32,6 +32,18 @@ pub(crate) trait TxGuard {
     fn commit(self) -> Result<()>;
 }
 
+/// A [`TxGuard`] behind a box, for the public [`Transaction`](crate::Transaction).
+pub(crate) trait BoxedTx {
+    /// Commits this level.
+    fn commit_boxed(self: Box<Self>) -> Result<()>;
+}
+
+impl<T: TxGuard> BoxedTx for T {
+    fn commit_boxed(self: Box<Self>) -> Result<()> {
+        (*self).commit()
+    }
+}
+
 /// The raw operations every engine provides. Keys and values arrive validated.
 pub(crate) trait Backend: Sized + Send + Sync {
     /// Transaction guard type.
@@ -61,7 +73,23 @@ pub(crate) trait Backend: Sized + Send + Sync {
     fn set(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<()>;
     fn add(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<bool>;
     fn delete(&self, key: &str) -> Result<bool>;
-    fn pop(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    fn pop(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.pop_entry(key)?.map(|(v, _)| v))
+    }
+    /// The value of `key` with what is known of its entry, in one read.
+    fn get_entry(&self, key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>>;
+    /// Removes `key` and returns its value and entry, atomically.
+    fn pop_entry(&self, key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>>;
+    /// A value of the store's own metadata (not an entry).
+    fn metadata(&self, name: &str) -> Result<Option<String>>;
+    /// Sets (or with `None` removes) a value of the store's metadata.
+    fn set_metadata(&self, name: &str, value: Option<&str>) -> Result<()>;
+    /// The current bound on bytes of values (0: none).
+    fn max_size(&self) -> u64;
+    /// Changes the bound on bytes of values from now on (0: none).
+    fn set_max_size(&self, bytes: u64) -> Result<()>;
+    /// Evicts least-recently-used entries now if the bound is exceeded; returns how many.
+    fn evict(&self) -> Result<u64>;
     fn touch(&self, key: &str, expire: Option<Duration>) -> Result<bool>;
     fn contains(&self, key: &str) -> Result<bool>;
     fn info(&self, key: &str) -> Result<Option<EntryInfo>>;

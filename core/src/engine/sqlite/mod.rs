@@ -23,7 +23,7 @@ use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, ReentrantMutex, ReentrantMutexGuard};
 use rusqlite::wal::CheckpointMode;
@@ -60,6 +60,9 @@ const CHECKPOINT_FRAMES: u32 = 1000;
 pub(crate) struct Engine<P> {
     shared: Arc<Shared>,
     maintenance: Option<Maintenance>,
+    /// The process that opened the store: a child made by `fork` must not close the
+    /// connections or join the thread it inherited (see `Drop`).
+    pid: u32,
     _kind: PhantomData<P>,
 }
 
@@ -93,6 +96,9 @@ pub(crate) struct Shared {
     /// Bytes of values as last read from the totals plus what this process wrote since;
     /// an over-estimate used to decide when to evict without reading the totals.
     approx_size: AtomicI64,
+    /// The bound on bytes of values (0: none); `config.max_size` at open, changed by
+    /// `set_max_size`.
+    max_size: AtomicU64,
 }
 
 struct Writer {
@@ -116,7 +122,28 @@ fn thread_token() -> u64 {
 
 impl Shared {
     fn sql_err(&self, e: rusqlite::Error) -> Error {
-        sql_error(&self.db_path, e)
+        sql_error(&self.db_path, self.config.busy_timeout, e)
+    }
+
+    fn max_size(&self) -> u64 {
+        self.max_size.load(Ordering::Relaxed)
+    }
+
+    /// Takes the writer, waiting at most the busy timeout for another thread's
+    /// transaction to end.
+    fn lock_writer(&self) -> Result<ReentrantMutexGuard<'_, RefCell<Writer>>> {
+        if let Some(g) = self.writer.try_lock() {
+            return Ok(g);
+        }
+        if !PLATFORM.threads {
+            return Ok(self.writer.lock());
+        }
+        self.writer
+            .try_lock_for(self.config.busy_timeout)
+            .ok_or_else(|| Error::Busy {
+                path: self.db_path.clone(),
+                timeout: self.config.busy_timeout,
+            })
     }
 
     fn now(&self) -> i64 {
@@ -131,9 +158,16 @@ impl Shared {
         !self.expiry || expire.is_none_or(|e| e > now)
     }
 
+    /// A stored expiry as a wall-clock time.
+    fn expiry_time(&self, expire: Option<i64>) -> Option<std::time::SystemTime> {
+        expire
+            .filter(|_| self.expiry)
+            .map(|e| std::time::UNIX_EPOCH + Duration::from_micros(e.max(0) as u64))
+    }
+
     fn open_reader(&self) -> Result<Connection> {
         let mut conn = open_connection(&self.db_path, &self.config, false)?;
-        configure(&mut conn, false).map_err(|e| self.sql_err(e))?;
+        configure(&mut conn, &self.config, false).map_err(|e| self.sql_err(e))?;
         Ok(conn)
     }
 
@@ -141,7 +175,7 @@ impl Shared {
     /// thread's transaction, otherwise a pooled reader.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         if !PLATFORM.wal || self.tx_owner.load(Ordering::Acquire) == thread_token() {
-            let guard = self.writer.lock();
+            let guard = self.lock_writer()?;
             let w = guard.borrow();
             if w.aborted {
                 return Err(Error::TransactionAborted);
@@ -173,7 +207,7 @@ impl Shared {
     /// its own transaction (`immediate`: BEGIN IMMEDIATE … COMMIT, for multi-statement
     /// writes) or in autocommit mode (single-statement writes).
     fn write<T>(&self, immediate: bool, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
-        let guard = self.writer.lock();
+        let guard = self.lock_writer()?;
         let mut w = guard.borrow_mut();
         if w.depth > 0 {
             if w.aborted {
@@ -275,7 +309,7 @@ impl Shared {
     }
 
     fn note_use(&self, key: &str, now: i64) {
-        if self.lru && self.config.max_size > 0 {
+        if self.lru && self.max_size() > 0 {
             let mut buf = self.recency.lock();
             match buf.get_mut(key) {
                 Some(t) => *t = now,
@@ -335,7 +369,7 @@ impl Shared {
 
     /// Evicts least-recently-used entries while the bound is exceeded.
     pub(crate) fn evict(&self) -> Result<u64> {
-        let max = self.config.max_size;
+        let max = self.max_size();
         if !self.lru || max == 0 {
             return Ok(0);
         }
@@ -546,10 +580,16 @@ impl Drop for SqliteTx<'_> {
 }
 
 /// Maps SQLite errors to typed errors.
-fn sql_error(path: &Path, e: rusqlite::Error) -> Error {
+fn sql_error(path: &Path, busy_timeout: Duration, e: rusqlite::Error) -> Error {
     if let rusqlite::Error::SqliteFailure(f, ref msg) = e {
         let detail = msg.clone().unwrap_or_else(|| f.to_string());
         match f.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return Error::Busy {
+                    path: path.to_owned(),
+                    timeout: busy_timeout,
+                };
+            }
             ErrorCode::NotADatabase => {
                 return Error::NotACache {
                     path: path.to_owned(),
@@ -593,28 +633,51 @@ fn open_connection(path: &Path, config: &Config, create: bool) -> Result<Connect
         None => Connection::open_with_flags(path, flags),
         Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs.as_str()),
     }
-    .map_err(|e| sql_error(path, e))
+    .map_err(|e| sql_error(path, config.busy_timeout, e))
 }
 
 /// Waits for other processes' locks with short sleeps (SQLite's default handler sleeps
-/// up to 100 ms at a time), for up to about ten minutes.
-fn busy_handler(attempt: i32) -> bool {
-    if !PLATFORM.threads {
-        // Nothing else can release the lock, and sleeping is impossible.
-        return false;
-    }
-    match attempt {
-        0..=9 => std::thread::yield_now(),
-        10..=99 => std::thread::sleep(Duration::from_micros(50)),
-        100..=999 => std::thread::sleep(Duration::from_micros(500)),
-        1000..=600_000 => std::thread::sleep(Duration::from_millis(1)),
-        _ => return false,
-    }
-    true
+/// up to 100 ms at a time), for up to `timeout` from the first attempt.
+struct BusyWait {
+    timeout: Duration,
+    since: Option<Instant>,
 }
 
-fn configure(conn: &mut Connection, writer: bool) -> rusqlite::Result<()> {
-    conn.busy_handler(Some(busy_handler))?;
+impl BusyWait {
+    fn new(timeout: Duration) -> Self {
+        BusyWait {
+            timeout,
+            since: None,
+        }
+    }
+
+    /// Whether to try again after attempt number `attempt` (0 first) found the lock
+    /// taken; sleeps before answering yes.
+    fn retry(&mut self, attempt: i32) -> bool {
+        if !PLATFORM.threads {
+            // Nothing else can release the lock, and sleeping is impossible.
+            return false;
+        }
+        let since = match self.since {
+            Some(t) if attempt > 0 => t,
+            _ => *self.since.insert(Instant::now()),
+        };
+        if since.elapsed() >= self.timeout {
+            return false;
+        }
+        match attempt {
+            0..=9 => std::thread::yield_now(),
+            10..=99 => std::thread::sleep(Duration::from_micros(50)),
+            100..=999 => std::thread::sleep(Duration::from_micros(500)),
+            _ => std::thread::sleep(Duration::from_millis(1)),
+        }
+        true
+    }
+}
+
+fn configure(conn: &mut Connection, config: &Config, writer: bool) -> rusqlite::Result<()> {
+    let mut wait = BusyWait::new(config.busy_timeout);
+    conn.busy_handler(Some(move |attempt| wait.retry(attempt)))?;
     conn.set_prepared_statement_cache_capacity(32);
     conn.execute_batch(
         "PRAGMA synchronous = NORMAL;
@@ -630,16 +693,17 @@ fn configure(conn: &mut Connection, writer: bool) -> rusqlite::Result<()> {
 
 impl<P: Policy> Engine<P> {
     fn create_or_validate(shared_path: &Path, conn: &Connection, config: &Config) -> Result<()> {
-        let err = |e| sql_error(shared_path, e);
+        let err = |e| sql_error(shared_path, config.busy_timeout, e);
         let mode: String = if PLATFORM.wal {
             // Switching a fresh database to WAL takes an exclusive lock without calling
             // the busy handler: when another process switched it first and holds its
             // shared lock, retry on the busy handler's schedule.
             let mut attempt = 0;
+            let mut wait = BusyWait::new(config.busy_timeout);
             loop {
                 match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
                     Err(rusqlite::Error::SqliteFailure(f, _))
-                        if f.code == ErrorCode::DatabaseBusy && busy_handler(attempt) =>
+                        if f.code == ErrorCode::DatabaseBusy && wait.retry(attempt) =>
                     {
                         attempt += 1;
                     }
@@ -719,6 +783,17 @@ impl<P: Policy> Engine<P> {
     /// writer connection, which stays borrowed during the read while `f` may call back
     /// into the store).
     fn fetch<R>(&self, key: &str, f: impl FnOnce(Bytes<'_>) -> R) -> Result<Option<R>> {
+        self.fetch_entry(key, false, |b, _| f(b))
+    }
+
+    /// [`fetch`](Self::fetch), also handing over the entry's metadata when `with_info`
+    /// (else `f` gets `None`).
+    fn fetch_entry<R>(
+        &self,
+        key: &str,
+        with_info: bool,
+        f: impl FnOnce(Bytes<'_>, Option<EntryInfo>) -> R,
+    ) -> Result<Option<R>> {
         let s = &*self.shared;
         let now = s.now();
         let on_writer = !PLATFORM.wal || s.tx_owner.load(Ordering::Acquire) == thread_token();
@@ -726,8 +801,14 @@ impl<P: Policy> Engine<P> {
         let mut result = None;
         let mut owned: Option<Vec<u8>> = None;
         let mut in_file: Option<(String, i64)> = None;
+        let mut info: Option<EntryInfo> = None;
         let hit = s.read(|conn| {
-            let mut st = conn.prepare_cached(schema::GET).map_err(|e| s.sql_err(e))?;
+            let sql = if with_info {
+                schema::GET_ENTRY
+            } else {
+                schema::GET
+            };
+            let mut st = conn.prepare_cached(sql).map_err(|e| s.sql_err(e))?;
             let mut rows = st.query([key]).map_err(|e| s.sql_err(e))?;
             let Some(row) = rows.next().map_err(|e| s.sql_err(e))? else {
                 return Ok(false);
@@ -737,7 +818,16 @@ impl<P: Policy> Engine<P> {
                 return Ok(false);
             }
             s.note_use(key, now);
-            if let Some(file) = row.get::<_, Option<String>>(1).map_err(|e| s.sql_err(e))? {
+            let file = row.get::<_, Option<String>>(1).map_err(|e| s.sql_err(e))?;
+            if with_info {
+                info = Some(EntryInfo {
+                    size: row.get::<_, i64>(2).map_err(|e| s.sql_err(e))?.max(0) as u64,
+                    expire: s.expiry_time(expire),
+                    tag: row.get(4).map_err(|e| s.sql_err(e))?,
+                    in_file: file.is_some(),
+                });
+            }
+            if let Some(file) = file {
                 in_file = Some((file, row.get(2).map_err(|e| s.sql_err(e))?));
                 return Ok(true);
             }
@@ -749,17 +839,17 @@ impl<P: Policy> Engine<P> {
             if on_writer {
                 owned = Some(bytes.to_vec());
             } else {
-                result = f.take().map(|g| g(Bytes::Borrowed(bytes)));
+                result = f.take().map(|g| g(Bytes::Borrowed(bytes), info.take()));
             }
             Ok(true)
         })?;
         if let Some(v) = owned {
-            result = f.take().map(|g| g(Bytes::Owned(v)));
+            result = f.take().map(|g| g(Bytes::Owned(v), info.take()));
         }
         let hit = match in_file {
             Some((file, size)) => match self.read_file_value(key, file, size)? {
                 Some(v) => {
-                    result = f.take().map(|g| g(Bytes::Owned(v)));
+                    result = f.take().map(|g| g(Bytes::Owned(v), info.take()));
                     true
                 }
                 None => false,
@@ -776,7 +866,7 @@ impl<P: Policy> Engine<P> {
 
     fn get_row(&self, conn: &Connection, key: &str) -> Result<Option<Row>> {
         let mut st = conn
-            .prepare_cached(schema::GET)
+            .prepare_cached(schema::GET_ENTRY)
             .map_err(|e| self.shared.sql_err(e))?;
         st.query_row([key], |r| {
             Ok(Row {
@@ -784,6 +874,7 @@ impl<P: Policy> Engine<P> {
                 file: r.get(1)?,
                 size: r.get(2)?,
                 expire: r.get(3)?,
+                tag: r.get(4)?,
             })
         })
         .optional()
@@ -869,9 +960,10 @@ impl<P: Policy> Engine<P> {
 
     fn after_write(&self, bytes: usize) {
         let s = &*self.shared;
-        if s.lru && s.config.max_size > 0 {
+        let max = s.max_size();
+        if s.lru && max > 0 {
             let total = s.approx_size.fetch_add(bytes as i64, Ordering::Relaxed) + bytes as i64;
-            if total as u64 > s.config.max_size {
+            if total as u64 > max {
                 if self.maintenance.is_some() {
                     s.wake_maintenance();
                 } else if let Err(e) = s.evict() {
@@ -978,6 +1070,7 @@ struct Row {
     file: Option<String>,
     size: i64,
     expire: Option<i64>,
+    tag: Option<String>,
 }
 
 impl<P: Policy> Backend for Engine<P> {
@@ -1018,7 +1111,8 @@ impl<P: Policy> Backend for Engine<P> {
             e => e,
         })?;
         let mut conn = open_connection(&db_path, &config, true)?;
-        configure(&mut conn, true).map_err(|e| sql_error(&db_path, e))?;
+        configure(&mut conn, &config, true)
+            .map_err(|e| sql_error(&db_path, config.busy_timeout, e))?;
         Self::create_or_validate(&db_path, &conn, &config)?;
         let readers = (0..READERS).map(|_| Mutex::new(None)).collect();
         let shared = Arc::new(Shared {
@@ -1041,6 +1135,7 @@ impl<P: Policy> Backend for Engine<P> {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             approx_size: AtomicI64::new(0),
+            max_size: AtomicU64::new(config.max_size),
             signal: Signal::default(),
             commits: AtomicU64::new(0),
             pin: ReadPin::default(),
@@ -1060,9 +1155,11 @@ impl<P: Policy> Backend for Engine<P> {
         let engine = Engine {
             shared,
             maintenance,
+            pid: std::process::id(),
             _kind: PhantomData,
         };
-        if initial > engine.shared.config.max_size && engine.shared.config.max_size > 0 {
+        let max = engine.shared.max_size();
+        if initial > max && max > 0 {
             engine.after_write(0);
         }
         Ok(engine)
@@ -1156,12 +1253,18 @@ impl<P: Policy> Backend for Engine<P> {
         })
     }
 
-    fn pop(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    fn pop_entry(&self, key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>> {
         let s = &*self.shared;
         let now = s.now();
         let out = s.write(true, |w| {
             let Some(row) = self.get_row(&w.conn, key)? else {
                 return Ok(None);
+            };
+            let info = EntryInfo {
+                size: row.size.max(0) as u64,
+                expire: s.expiry_time(row.expire),
+                tag: row.tag.clone(),
+                in_file: row.file.is_some(),
             };
             let value = if !s.live(row.expire, now) {
                 None
@@ -1180,10 +1283,78 @@ impl<P: Policy> Backend for Engine<P> {
                 Some(row.value.unwrap_or_default())
             };
             s.exec(w, schema::DELETE_KEY, [key])?;
-            Ok(value)
+            Ok(value.map(|v| (v, info)))
         })?;
         s.note_hit(out.is_some());
         Ok(out)
+    }
+
+    fn get_entry(&self, key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>> {
+        self.fetch_entry(key, true, |b, info| {
+            let info = info.unwrap_or(EntryInfo {
+                size: 0,
+                expire: None,
+                tag: None,
+                in_file: false,
+            });
+            (b.into_vec(), info)
+        })
+    }
+
+    fn metadata(&self, name: &str) -> Result<Option<String>> {
+        let s = &*self.shared;
+        let key = format!("{}{name}", schema::USER_META);
+        s.read(|c| {
+            c.prepare_cached("SELECT value FROM meta WHERE key = ?1")
+                .and_then(|mut st| st.query_row([&key], |r| r.get(0)).optional())
+                .map_err(|e| s.sql_err(e))
+        })
+    }
+
+    fn set_metadata(&self, name: &str, value: Option<&str>) -> Result<()> {
+        let s = &*self.shared;
+        let key = format!("{}{name}", schema::USER_META);
+        s.write(false, |w| {
+            match value {
+                Some(v) => s.exec(
+                    w,
+                    "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![key, v],
+                )?,
+                None => s.exec(w, "DELETE FROM meta WHERE key = ?1", [&key])?,
+            };
+            Ok(())
+        })
+    }
+
+    fn max_size(&self) -> u64 {
+        self.shared.max_size()
+    }
+
+    fn set_max_size(&self, bytes: u64) -> Result<()> {
+        let s = &*self.shared;
+        if !s.lru {
+            return Ok(());
+        }
+        if bytes > 0 && s.max_size() == 0 {
+            // The index that finds victims exists only in bounded stores.
+            s.write(false, |w| {
+                s.exec(w, schema::CREATE_LRU_INDEX, []).map(|_| ())
+            })?;
+        }
+        s.max_size.store(bytes, Ordering::Relaxed);
+        if bytes > 0 {
+            // Writes are only tallied while bounded: start from the true total.
+            let size = s.read(|c| s.totals(c))?.1;
+            s.approx_size.store(size as i64, Ordering::Relaxed);
+            self.after_write(0);
+        }
+        Ok(())
+    }
+
+    fn evict(&self) -> Result<u64> {
+        self.shared.evict()
     }
 
     fn touch(&self, key: &str, expire: Option<Duration>) -> Result<bool> {
@@ -1231,9 +1402,7 @@ impl<P: Policy> Backend for Engine<P> {
             .filter(|r| s.live(r.2, now))
             .map(|(file, size, expire, tag)| EntryInfo {
                 size: size.max(0) as u64,
-                expire: expire
-                    .filter(|_| s.expiry)
-                    .map(|e| std::time::UNIX_EPOCH + Duration::from_micros(e.max(0) as u64)),
+                expire: s.expiry_time(expire),
                 tag,
                 in_file: file.is_some(),
             }))
@@ -1404,7 +1573,7 @@ impl<P: Policy> Backend for Engine<P> {
     }
 
     fn begin(&self) -> Result<SqliteTx<'_>> {
-        let guard = self.shared.writer.lock();
+        let guard = self.shared.lock_writer()?;
         SqliteTx::begin(&self.shared, guard)
     }
 
@@ -1436,6 +1605,14 @@ impl<P: Policy> Backend for Engine<P> {
 
 impl<P> Drop for Engine<P> {
     fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            // A child of `fork`: the connections' locks and the maintenance thread
+            // belong to the parent (closing would confuse SQLite's lock bookkeeping,
+            // joining would wait for a thread that does not exist here). Leave them.
+            std::mem::forget(self.maintenance.take());
+            std::mem::forget(self.shared.clone());
+            return;
+        }
         if let Some(m) = self.maintenance.take() {
             m.stop();
         }

@@ -69,6 +69,10 @@ pub(crate) const CREATE_LRU_INDEX: &str =
     "CREATE INDEX IF NOT EXISTS entries_lru ON entries(last_use)";
 
 pub(crate) const GET: &str = "SELECT value, file, size, expire FROM entries WHERE key = ?1";
+pub(crate) const GET_ENTRY: &str =
+    "SELECT value, file, size, expire, tag FROM entries WHERE key = ?1";
+/// Prefix of the `meta` keys that hold the store's user metadata (`Store::metadata`).
+pub(crate) const USER_META: &str = "user.";
 pub(crate) const INFO: &str = "SELECT file, size, expire, tag FROM entries WHERE key = ?1";
 pub(crate) const CONTAINS: &str = "SELECT expire FROM entries WHERE key = ?1";
 pub(crate) const UPSERT: &str = "
