@@ -245,11 +245,12 @@ fn check_and_fix() {
     fails(&["get", d, "big"], 1);
 }
 
+/// Value files (`*.val`) under `dir`.
 fn find_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
         if e.file_type().expect("type").is_dir() {
             find_files(&e.path(), out);
-        } else {
+        } else if e.path().extension().is_some_and(|x| x == "val") {
             out.push(e.path());
         }
     }

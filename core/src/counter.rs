@@ -6,6 +6,9 @@
 //! language. Anything else is not a counter, and `incr` on it fails with
 //! [`Error::NotACounter`](crate::Error::NotACounter) instead of overwriting it.
 
+/// Longest encoded counter in bytes (`-9223372036854775808`).
+pub const MAX_LEN: usize = 20;
+
 /// Decodes a counter value, or `None` if the bytes are not a canonical counter.
 ///
 /// ```

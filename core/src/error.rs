@@ -137,6 +137,31 @@ pub enum Error {
         actual: u64,
     },
 
+    /// The row of a file-backed value names something the store refuses to read: not
+    /// one of its own value files (a path outside the store), a link, or not a regular
+    /// file. Nothing outside the store is read or deleted.
+    #[error("value file {path} of key {key:?} {reason} (run check(true) to repair)")]
+    ValueFileInvalid {
+        /// The key.
+        key: String,
+        /// The path as stored (or resolved inside the store).
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A value file's bytes do not match the checksum recorded when it was written: it
+    /// was changed behind the store's back (or the disk damaged it).
+    #[error(
+        "value file {path} of key {key:?} was changed since it was written (checksum mismatch; run check(true) to remove the entry)"
+    )]
+    ValueFileCorrupt {
+        /// The key.
+        key: String,
+        /// The damaged file.
+        path: PathBuf,
+    },
+
     /// A typed value could not be encoded.
     #[error("cannot encode value for key {key:?}: {source}")]
     Encode {

@@ -181,6 +181,32 @@ fn parse_marker(marker: &Path, text: &str) -> Result<(String, u32)> {
     }
 }
 
+/// The shard count of the shard stores in `dir` (highest shard number + 1), if any.
+fn shards_on_disk(dir: &Path) -> Result<Option<u32>> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let mut highest = None;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.len() >= 3
+            && name.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(i) = name.parse::<u32>()
+            && i < MAX_SHARDS
+            && shard_dir(dir, i) == e.path()
+            && e.path().join(crate::engine::DB_FILE).exists()
+        {
+            highest = highest.max(Some(i));
+        }
+    }
+    Ok(highest.map(|i| i + 1))
+}
+
+/// Whether `dir` holds a fanout (its marker, or shard stores whose marker is gone).
+pub(crate) fn looks_like_fanout(dir: &Path) -> bool {
+    dir.join(MARKER).exists() || shard_dir(dir, 0).join(crate::engine::DB_FILE).exists()
+}
+
 fn read_or_create_marker<P: Policy>(dir: &Path, requested: Option<u32>) -> Result<u32> {
     match fs::metadata(dir) {
         Ok(m) if !m.is_dir() => return Err(Error::NotADirectory(dir.to_owned())),
@@ -219,7 +245,22 @@ fn read_or_create_marker<P: Policy>(dir: &Path, requested: Option<u32>) -> Resul
                         found: "single-store".into(),
                     });
                 }
-                let n = requested.unwrap_or(DEFAULT_SHARDS);
+                // Shard stores without their marker (it was deleted): the count is
+                // theirs, never the one asked for, or every key would route elsewhere.
+                let found = shards_on_disk(dir)?;
+                if let (Some(n), Some(r)) = (found, requested)
+                    && n != r
+                {
+                    return Err(Error::ShardCountMismatch {
+                        path: dir.to_owned(),
+                        on_disk: n,
+                        requested: r,
+                    });
+                }
+                if let Some(n) = found {
+                    tracing::warn!(dir = %dir.display(), shards = n, "fanout marker missing: recreated from the shard directories");
+                }
+                let n = found.or(requested).unwrap_or(DEFAULT_SHARDS);
                 let text = format!(
                     "format = \"{FORMAT}\"\nkind = \"{}\"\nshards = {n}\n",
                     P::NAME
@@ -288,6 +329,41 @@ impl<P: Policy> Fanout<P> {
         &self.shards[shard_of(key, self.shard_count()) as usize]
     }
 
+    /// The shard store for a write of `key`. A thread inside a transaction on one shard
+    /// may write only to that shard: a write to another would wait for that shard's
+    /// writer while holding this one, and two threads doing so crosswise would wait
+    /// for each other forever. It fails at once with [`Error::WrongShard`] instead.
+    fn shard_for_write(&self, key: &str) -> Result<&Store<P>> {
+        let i = shard_of(key, self.shard_count());
+        match self.tx_shard() {
+            Some(t) if t != i => Err(Error::WrongShard {
+                key: key.to_owned(),
+                key_shard: i,
+                tx_shard: t,
+            }),
+            _ => Ok(&self.shards[i as usize]),
+        }
+    }
+
+    /// The shard on which this thread has a transaction open, if any.
+    fn tx_shard(&self) -> Option<u32> {
+        self.shards
+            .iter()
+            .position(Store::in_transaction)
+            .map(|i| i as u32)
+    }
+
+    /// Refuses an operation on every shard from inside a shard transaction (see
+    /// [`shard_for_write`](Self::shard_for_write)).
+    fn no_transaction(&self, what: &str) -> Result<()> {
+        match self.tx_shard() {
+            Some(t) => Err(Error::InvalidArgument(format!(
+                "{what} spans every shard and cannot run inside a transaction of shard {t}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// All shard stores, in order.
     pub fn shards(&self) -> &[Store<P>] {
         &self.shards
@@ -309,22 +385,22 @@ impl<P: Policy> Fanout<P> {
 
     /// See [`Store::set`].
     pub fn set(&self, key: &str, value: impl AsRef<[u8]>) -> Result<()> {
-        self.shard_for(key).set(key, value)
+        self.shard_for_write(key)?.set(key, value)
     }
 
     /// See [`Store::add`].
     pub fn add(&self, key: &str, value: impl AsRef<[u8]>) -> Result<bool> {
-        self.shard_for(key).add(key, value)
+        self.shard_for_write(key)?.add(key, value)
     }
 
     /// See [`Store::delete`].
     pub fn delete(&self, key: &str) -> Result<bool> {
-        self.shard_for(key).delete(key)
+        self.shard_for_write(key)?.delete(key)
     }
 
     /// See [`Store::pop`].
     pub fn pop(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.shard_for(key).pop(key)
+        self.shard_for_write(key)?.pop(key)
     }
 
     /// See [`Store::contains`].
@@ -339,12 +415,12 @@ impl<P: Policy> Fanout<P> {
 
     /// See [`Store::incr`].
     pub fn incr(&self, key: &str, delta: i64, default: i64) -> Result<i64> {
-        self.shard_for(key).incr(key, delta, default)
+        self.shard_for_write(key)?.incr(key, delta, default)
     }
 
     /// See [`Store::decr`].
     pub fn decr(&self, key: &str, delta: i64, default: i64) -> Result<i64> {
-        self.shard_for(key).decr(key, delta, default)
+        self.shard_for_write(key)?.decr(key, delta, default)
     }
 
     /// See [`Store::get_counter`].
@@ -354,7 +430,7 @@ impl<P: Policy> Fanout<P> {
 
     /// See [`Store::set_value`].
     pub fn set_value<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
-        self.shard_for(key).set_value(key, value)
+        self.shard_for_write(key)?.set_value(key, value)
     }
 
     /// See [`Store::get_value`].
@@ -371,13 +447,13 @@ impl<P: Policy> Fanout<P> {
         key: &str,
         f: impl FnOnce(&Store<P>) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.shard_for(key).transact(f)
+        self.shard_for_write(key)?.transact(f)
     }
 
     /// Begins a transaction on the shard of `key`; see [`Store::begin`] and
     /// [`transact`](Self::transact) for what it may touch.
     pub fn begin(&self, key: &str) -> Result<Transaction<'_>> {
-        self.shard_for(key).begin()
+        self.shard_for_write(key)?.begin()
     }
 
     /// See [`Store::get_entry`].
@@ -387,7 +463,7 @@ impl<P: Policy> Fanout<P> {
 
     /// See [`Store::pop_entry`].
     pub fn pop_entry(&self, key: &str) -> Result<Option<(Vec<u8>, crate::EntryInfo)>> {
-        self.shard_for(key).pop_entry(key)
+        self.shard_for_write(key)?.pop_entry(key)
     }
 
     /// Metadata of the fanout (kept in its first shard); see [`Store::metadata`].
@@ -414,12 +490,12 @@ impl<P: Policy> Fanout<P> {
 
     /// Cross-process lock `name` (held in the shard of `name`); see [`Store::lock`].
     pub fn lock(&self, name: &str, expire: Duration) -> Result<Lock<'_, P>> {
-        self.shard_for(name).lock(name, expire)
+        self.shard_for_write(name)?.lock(name, expire)
     }
 
     /// See [`Store::try_lock`].
     pub fn try_lock(&self, name: &str, expire: Duration) -> Result<Option<Lock<'_, P>>> {
-        self.shard_for(name).try_lock(name, expire)
+        self.shard_for_write(name)?.try_lock(name, expire)
     }
 
     /// See [`Store::lock_timeout`].
@@ -429,7 +505,8 @@ impl<P: Policy> Fanout<P> {
         expire: Duration,
         timeout: Duration,
     ) -> Result<Lock<'_, P>> {
-        self.shard_for(name).lock_timeout(name, expire, timeout)
+        self.shard_for_write(name)?
+            .lock_timeout(name, expire, timeout)
     }
 
     /// Live entries over all shards.
@@ -444,6 +521,7 @@ impl<P: Policy> Fanout<P> {
 
     /// Removes every entry of every shard; returns how many.
     pub fn clear(&self) -> Result<u64> {
+        self.no_transaction("clear")?;
         self.sum(Store::clear)
     }
 
@@ -479,6 +557,9 @@ impl<P: Policy> Fanout<P> {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let mut all = Vec::new();
         for s in &self.shards {
             all.extend(s.keys_page(prefix, after, limit)?);
@@ -511,12 +592,12 @@ impl<P: Policy> Fanout<P> {
 impl Fanout<CacheKind> {
     /// See [`Store::set_with`].
     pub fn set_with(&self, key: &str, value: impl AsRef<[u8]>, opts: &SetOptions) -> Result<()> {
-        self.shard_for(key).set_with(key, value, opts)
+        self.shard_for_write(key)?.set_with(key, value, opts)
     }
 
     /// See [`Store::add_with`].
     pub fn add_with(&self, key: &str, value: impl AsRef<[u8]>, opts: &SetOptions) -> Result<bool> {
-        self.shard_for(key).add_with(key, value, opts)
+        self.shard_for_write(key)?.add_with(key, value, opts)
     }
 
     /// See [`Store::set_value_with`].
@@ -526,21 +607,23 @@ impl Fanout<CacheKind> {
         value: &T,
         opts: &SetOptions,
     ) -> Result<()> {
-        self.shard_for(key).set_value_with(key, value, opts)
+        self.shard_for_write(key)?.set_value_with(key, value, opts)
     }
 
     /// See [`Store::touch`].
     pub fn touch(&self, key: &str, expire: Option<Duration>) -> Result<bool> {
-        self.shard_for(key).touch(key, expire)
+        self.shard_for_write(key)?.touch(key, expire)
     }
 
     /// Purges expired entries of every shard; returns how many.
     pub fn expire(&self) -> Result<u64> {
+        self.no_transaction("expire")?;
         self.sum(Store::expire)
     }
 
     /// Removes entries tagged `tag` from every shard; returns how many.
     pub fn evict_tag(&self, tag: &str) -> Result<u64> {
+        self.no_transaction("evict_tag")?;
         self.sum(|s| s.evict_tag(tag))
     }
 
@@ -584,7 +667,8 @@ impl Fanout<CacheKind> {
         opts: &SetOptions,
         compute: impl FnOnce() -> Result<Vec<u8>, E>,
     ) -> Result<Vec<u8>, E> {
-        self.shard_for(key).get_or_set_with(key, opts, compute)
+        self.shard_for_write(key)?
+            .get_or_set_with(key, opts, compute)
     }
 
     /// See [`Store::get_or_set_value_with`].
@@ -594,7 +678,7 @@ impl Fanout<CacheKind> {
         opts: &SetOptions,
         compute: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
-        self.shard_for(key)
+        self.shard_for_write(key)?
             .get_or_set_value_with(key, opts, compute)
     }
 }

@@ -120,6 +120,8 @@ pub struct Config {
     pub(crate) maintenance_interval: Duration,
     pub(crate) sync_files: bool,
     #[cfg_attr(feature = "guest", allow(dead_code))]
+    pub(crate) verify_values: bool,
+    #[cfg_attr(feature = "guest", allow(dead_code))]
     pub(crate) busy_timeout: Duration,
     #[cfg_attr(feature = "guest", allow(dead_code))]
     pub(crate) evict_to: f64,
@@ -137,6 +139,7 @@ impl Default for Config {
             clock: Arc::new(SystemClock),
             maintenance_interval: Duration::from_secs(1),
             sync_files: false,
+            verify_values: true,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             evict_to: 0.9,
             vfs: None,
@@ -222,6 +225,19 @@ impl<P: Policy> Builder<P> {
     #[must_use]
     pub fn sync_files(mut self, on: bool) -> Self {
         self.config.sync_files = on;
+        self
+    }
+
+    /// Checks each file-backed value read against the xxh3-64 checksum recorded in its
+    /// file name when it was written (default on): a file whose bytes were changed
+    /// behind the store's back is [`Error::ValueFileCorrupt`], never returned. Costs one
+    /// pass over the bytes read (see the README's figures); `check` verifies every file
+    /// either way. Values inline in the database are not covered (SQLite's pages are).
+    ///
+    /// [`Error::ValueFileCorrupt`]: crate::Error::ValueFileCorrupt
+    #[must_use]
+    pub fn verify_values(mut self, on: bool) -> Self {
+        self.config.verify_values = on;
         self
     }
 

@@ -373,15 +373,18 @@ impl<P: Policy> Store<P> {
     /// and tag, and `incr` on any other value is [`Error::NotACounter`].
     pub fn incr(&self, key: &str, delta: i64, default: i64) -> Result<i64> {
         self.check_key(key)?;
-        self.engine.incr(key, delta, default)
+        self.engine.incr(key, i128::from(delta), default)
     }
 
     /// Subtracts `delta` from the counter at `key`; see [`incr`](Self::incr).
     pub fn decr(&self, key: &str, delta: i64, default: i64) -> Result<i64> {
-        let delta = delta.checked_neg().ok_or_else(|| Error::CounterOverflow {
-            key: key.to_owned(),
-        })?;
-        self.incr(key, delta, default)
+        self.check_key(key)?;
+        self.engine.incr(key, -i128::from(delta), default)
+    }
+
+    /// Whether this thread has a transaction open on this store.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.engine.in_transaction()
     }
 
     /// The counter at `key`, or `None` when absent; [`Error::NotACounter`] when the value
@@ -478,7 +481,19 @@ impl<P: Policy> Store<P> {
     }
 
     /// Takes the lock `name` if it is free.
+    ///
+    /// Not inside a transaction ([`Error::InvalidArgument`]): the transaction already
+    /// keeps every other writer out, and rolling it back would take the lock back
+    /// behind the guard's back. Take the lock first, then begin the transaction.
+    /// Releasing a lock inside a transaction is fine: it is released when the
+    /// transaction ends, whether it commits or not.
     pub fn try_lock(&self, name: &str, expire: Duration) -> Result<Option<Lock<'_, P>>> {
+        self.check_key(name)?;
+        if self.engine.in_transaction() {
+            return Err(Error::InvalidArgument(format!(
+                "cannot take lock {name:?} inside a transaction: take it before the transaction begins"
+            )));
+        }
         let owner = format!("{:032x}", crate::platform::unique_token());
         if self.engine.try_lock(name, &owner, expire)? {
             Ok(Some(Lock {

@@ -73,15 +73,7 @@ fn large_values_live_in_files_and_round_trip() -> R {
 }
 
 fn count_value_files(dir: &std::path::Path) -> usize {
-    let mut n = 0;
-    for bucket in std::fs::read_dir(dir.join("data")).expect("data dir") {
-        let bucket = bucket.expect("entry");
-        if bucket.file_name() == "tmp" {
-            continue;
-        }
-        n += std::fs::read_dir(bucket.path()).expect("bucket").count();
-    }
-    n
+    walk_values(dir).len()
 }
 
 #[test]
@@ -650,11 +642,12 @@ fn check_finds_and_repairs_file_damage() -> R {
     Ok(())
 }
 
+/// Value files under `data/<bucket>/` (not `data/tmp`, nor the reserve file).
 fn walk_values(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for bucket in std::fs::read_dir(dir.join("data")).expect("data") {
         let bucket = bucket.expect("entry");
-        if bucket.file_name() == "tmp" {
+        if bucket.file_name() == "tmp" || !bucket.file_type().expect("type").is_dir() {
             continue;
         }
         for f in std::fs::read_dir(bucket.path()).expect("bucket") {

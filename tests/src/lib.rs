@@ -115,10 +115,16 @@ pub fn value_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Temporary files left in `data/tmp`.
+/// Temporary value files (`*.tmp`) left in `data/tmp` (not the lock files of the
+/// processes that own them).
 pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir.join("data").join("tmp"))
-        .map(|rd| rd.flatten().map(|f| f.path()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|f| f.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+                .collect()
+        })
         .unwrap_or_default();
     out.sort();
     out

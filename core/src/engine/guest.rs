@@ -56,6 +56,8 @@ struct TxState {
     tx: wit::Transaction,
     depth: u32,
     failed: bool,
+    /// Locks released inside the transaction: released once it ends.
+    unlocks: Vec<(String, String)>,
 }
 
 fn to_error(e: wt::Error, key: &str) -> Error {
@@ -110,6 +112,15 @@ fn wit_options(opts: &SetOptions) -> Option<wt::SetOptions> {
 }
 
 impl<P: Policy> Engine<P> {
+    /// Releases the locks released inside a transaction that just ended.
+    fn release_locks(&self, unlocks: Vec<(String, String)>) {
+        for (name, owner) in unlocks {
+            if let Err(e) = Backend::unlock(self, &name, &owner) {
+                tracing::warn!(lock = %name, error = %e, "releasing lock failed; it will expire");
+            }
+        }
+    }
+
     /// Runs `in_tx` on the open transaction, or `outside` on the store.
     fn route<T>(
         &self,
@@ -147,12 +158,12 @@ impl<P: Policy> Engine<P> {
 }
 
 /// An open level of a guest transaction.
-pub(crate) struct GuestTx<'a, P> {
+pub(crate) struct GuestTx<'a, P: Policy> {
     engine: &'a Engine<P>,
     done: bool,
 }
 
-impl<P> TxGuard for GuestTx<'_, P> {
+impl<P: Policy> TxGuard for GuestTx<'_, P> {
     fn commit(mut self) -> Result<()> {
         self.done = true;
         let mut guard = self
@@ -168,15 +179,19 @@ impl<P> TxGuard for GuestTx<'_, P> {
             return Ok(());
         }
         let state = guard.take().ok_or(Error::TransactionAborted)?;
-        if state.failed {
+        drop(guard);
+        let out = if state.failed {
             state.tx.rollback();
-            return Err(Error::TransactionAborted);
-        }
-        state.tx.commit().map_err(|e| to_error(e, ""))
+            Err(Error::TransactionAborted)
+        } else {
+            state.tx.commit().map_err(|e| to_error(e, ""))
+        };
+        self.engine.release_locks(state.unlocks);
+        out
     }
 }
 
-impl<P> Drop for GuestTx<'_, P> {
+impl<P: Policy> Drop for GuestTx<'_, P> {
     fn drop(&mut self) {
         if self.done {
             return;
@@ -192,7 +207,9 @@ impl<P> Drop for GuestTx<'_, P> {
                 state.depth -= 1;
                 state.failed = true;
             } else if let Some(state) = guard.take() {
+                drop(guard);
                 state.tx.rollback();
+                self.engine.release_locks(state.unlocks);
             }
         }
     }
@@ -355,12 +372,33 @@ impl<P: Policy> Backend for Engine<P> {
         })
     }
 
-    fn incr(&self, key: &str, delta: i64, default: i64) -> Result<i64> {
-        self.route(
-            key,
-            |t| t.incr(key, delta, default),
-            |s| s.incr(key, delta, default),
-        )
+    fn incr(&self, key: &str, delta: i128, default: i64) -> Result<i64> {
+        // The interface carries an s64 delta: `decr(i64::MIN)` is the one delta
+        // outside it, and `decr` can express it.
+        match i64::try_from(delta) {
+            Ok(d) => self.route(
+                key,
+                |t| t.incr(key, d, default),
+                |s| s.incr(key, d, default),
+            ),
+            Err(_) => {
+                let d = i64::try_from(-delta).map_err(|_| Error::CounterOverflow {
+                    key: key.to_owned(),
+                })?;
+                self.route(
+                    key,
+                    |t| t.decr(key, d, default),
+                    |s| s.decr(key, d, default),
+                )
+            }
+        }
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
     }
 
     fn stats(&self) -> Stats {
@@ -421,6 +459,7 @@ impl<P: Policy> Backend for Engine<P> {
                     tx,
                     depth: 1,
                     failed: false,
+                    unlocks: Vec::new(),
                 });
             }
         }
@@ -442,6 +481,16 @@ impl<P: Policy> Backend for Engine<P> {
     }
 
     fn unlock(&self, name: &str, owner: &str) -> Result<()> {
+        {
+            let mut guard = self
+                .tx
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(state) = guard.as_mut() {
+                state.unlocks.push((name.to_owned(), owner.to_owned()));
+                return Ok(());
+            }
+        }
         let key = format!("{LOCK_PREFIX}{name}");
         self.store_only("locks inside a guest transaction", &key, |s| {
             // Delete only if still ours: read and delete in one optimistic transaction.

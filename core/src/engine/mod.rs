@@ -98,7 +98,11 @@ pub(crate) trait Backend: Sized + Send + Sync {
     fn clear(&self) -> Result<u64>;
     fn expire(&self) -> Result<u64>;
     fn evict_tag(&self, tag: &str) -> Result<u64>;
-    fn incr(&self, key: &str, delta: i64, default: i64) -> Result<i64>;
+    /// Adds `delta` (an `i128`, so that `decr` by `i64::MIN` can be expressed) to the
+    /// counter at `key`, created as `default + delta` when absent.
+    fn incr(&self, key: &str, delta: i128, default: i64) -> Result<i64>;
+    /// Whether this thread has a transaction open on this store.
+    fn in_transaction(&self) -> bool;
     fn stats(&self) -> Stats;
     fn reset_stats(&self);
     fn size(&self) -> Result<u64>;
@@ -106,6 +110,8 @@ pub(crate) trait Backend: Sized + Send + Sync {
     fn check(&self, fix: bool) -> Result<CheckReport>;
     fn begin(&self) -> Result<Self::Tx<'_>>;
     fn try_lock(&self, name: &str, owner: &str, expire: Duration) -> Result<bool>;
+    /// Releases the lock; inside a transaction, once the transaction ends (whether it
+    /// commits or rolls back), so a rollback cannot bring a released lock back.
     fn unlock(&self, name: &str, owner: &str) -> Result<()>;
     fn maintain(&self) -> Result<()>;
 }

@@ -23,9 +23,30 @@ pub(crate) struct Signal {
     cond: Condvar,
     /// The thread is (about to be) asleep with no commit to checkpoint.
     idle: AtomicBool,
+    /// The writer's WAL hook found the WAL past `WAL_RESTART_FRAMES` with passive
+    /// checkpoints unable to catch up: it must be restarted.
+    wal_full: AtomicBool,
 }
 
 impl Signal {
+    /// Raises the WAL alarm (from the writer's WAL hook) and wakes the thread.
+    pub(crate) fn set_wal_full(&self) {
+        if !self.wal_full.swap(true, Ordering::SeqCst) {
+            self.idle.store(false, Ordering::SeqCst);
+            let _st = self.state.lock();
+            self.cond.notify_one();
+        }
+    }
+
+    /// Takes (clears) the WAL alarm; whether it was raised.
+    pub(crate) fn take_wal_full(&self) -> bool {
+        self.wal_full.load(Ordering::Relaxed) && self.wal_full.swap(false, Ordering::SeqCst)
+    }
+
+    fn wal_full(&self) -> bool {
+        self.wal_full.load(Ordering::Relaxed)
+    }
+
     /// Asks the maintenance thread to run now.
     pub(crate) fn wake(&self) {
         self.state.lock().0 = true;
@@ -91,6 +112,7 @@ fn run(shared: &Shared) {
     let mut last_tick = Instant::now();
     let mut wal = WalWatch::new(shared);
     let mut wal_failing = false;
+    let mut freed_at: Option<Instant> = None;
     loop {
         let woken = {
             let mut st = signal.state.lock();
@@ -115,6 +137,13 @@ fn run(shared: &Shared) {
             std::mem::take(&mut st.0)
         };
         let mut result = Ok(());
+        if freed_at.is_none_or(|t| t.elapsed() >= FREE_EVERY)
+            && shared.take_disk_full()
+            && let Some(conn) = wal.conn.as_ref()
+        {
+            freed_at = Some(Instant::now());
+            result = shared.free_space(conn).map(|_| ());
+        }
         if woken || last_tick.elapsed() >= every {
             last_tick = Instant::now();
             result = tick(shared);
@@ -156,8 +185,15 @@ struct WalWatch {
     paused_until: Option<Instant>,
 }
 
+/// Least time between two rounds of freeing space after the disk filled up.
+const FREE_EVERY: Duration = Duration::from_secs(1);
+
 /// The pause after a failed checkpoint or pin.
 const BACK_OFF: Duration = Duration::from_secs(1);
+
+/// How long the thread's checkpoints wait for other connections (writers, readers of
+/// other processes) before giving up for the moment.
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 
 impl WalWatch {
     fn new(shared: &Shared) -> Self {
@@ -185,7 +221,7 @@ impl WalWatch {
         {
             return t - now;
         }
-        if shared.pin.is_held() || shared.commits() != self.commits {
+        if shared.pin.is_held() || shared.commits() != self.commits || shared.signal.wal_full() {
             return PIN_POLL;
         }
         let mut wait = Duration::MAX;
@@ -206,11 +242,18 @@ impl WalWatch {
         }
         self.paused_until = None;
         if self.conn.is_none() {
-            self.conn = Some(shared.open_reader()?);
+            self.conn = Some(shared.open_reader_waiting(CHECKPOINT_WAIT)?);
         }
         let Some(conn) = self.conn.as_ref() else {
             return Ok(());
         };
+        if shared.signal.take_wal_full()
+            && let Err(e) = shared.restart_wal(conn, CHECKPOINT_WAIT)
+        {
+            // Other processes' writers or readers did not let go in time: try again.
+            shared.signal.set_wal_full();
+            tracing::debug!(error = %e, "restarting the WAL failed; retrying");
+        }
         let now = Instant::now();
         let commits = shared.commits();
         let version = conn
@@ -256,7 +299,12 @@ impl WalWatch {
 fn tick(shared: &Shared) -> Result<()> {
     shared.flush_recency()?;
     shared.purge_expired()?;
-    shared.evict().map(|_| ())
+    shared.evict()?;
+    // Made again once there is room (it was released on a full disk, or never made).
+    if let Err(e) = shared.files.ensure_reserve() {
+        tracing::debug!(error = %e, "the reserve cannot be made yet");
+    }
+    Ok(())
 }
 
 /// Puts the true totals in row 0 of the (sharded, additive) totals and zeroes the rest.
@@ -298,7 +346,13 @@ pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
                 match file {
                     Some(f) => {
                         file_size = file_size.wrapping_add(recorded as u64);
-                        if shared.files.len_of(&f) != Some(recorded as u64) {
+                        // Missing, truncated, changed (checksum), not one of ours, or
+                        // not a regular file: the row cannot be served.
+                        if shared
+                            .files
+                            .verify_file(&f, recorded.max(0) as u64)
+                            .is_err()
+                        {
                             dangling.push(id);
                         }
                         referenced.insert(f);
@@ -320,7 +374,7 @@ pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
         let orphans: Vec<PathBuf> = files
             .iter()
             .filter(|f| !referenced.contains(*f))
-            .map(|f| shared.files.path_of(f))
+            .map(|f| shared.files.data.join(f))
             .collect();
         report.orphaned_files = (orphans.len() + stale_temps.len()) as u64;
 
@@ -344,7 +398,15 @@ pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
         Ok(())
     })?;
     for p in &to_remove {
-        if let Err(e) = std::fs::remove_file(p)
+        // Not following links: a directory (or link) in a value file's place goes, never
+        // what a link points to.
+        let is_dir = std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+        let removed = if is_dir {
+            std::fs::remove_dir_all(p)
+        } else {
+            std::fs::remove_file(p)
+        };
+        if let Err(e) = removed
             && e.kind() != std::io::ErrorKind::NotFound
         {
             return Err(Error::io(

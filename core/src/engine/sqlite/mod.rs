@@ -47,14 +47,29 @@ const READERS: usize = 8;
 const BATCH: i64 = 256;
 /// Recency updates buffered before the maintenance thread is woken to flush them.
 const RECENCY_FLUSH_AT: usize = 4096;
-/// The writer's `wal_autocheckpoint` (SQLite's default): it checkpoints in the commit
-/// that grows the WAL past this many frames. A short WAL is what keeps reads fast: a
-/// reader looks up every page it needs in the WAL index first, and the hash chains of
-/// hot pages (the totals, the rightmost leaf) grow with every frame until the WAL
-/// restarts, which only happens once a checkpoint has caught up with it. (A checkpoint
-/// run beside a busy writer never catches up.) When writes pause, the maintenance
-/// thread copies the rest, so that readers skip the WAL entirely.
-const CHECKPOINT_FRAMES: u32 = 1000;
+/// The writer checkpoints (passively, as SQLite's `wal_autocheckpoint` would) in each
+/// commit that leaves the WAL with at least this many frames. A short WAL is what keeps
+/// reads fast: a reader looks up every page it needs in the WAL index first, and the
+/// hash chains of hot pages (the totals, the rightmost leaf) grow with every frame until
+/// the WAL restarts, which only happens once a checkpoint has caught up with it. When
+/// writes pause, the maintenance thread copies the rest and truncates the file, so that
+/// readers skip the WAL entirely.
+const CHECKPOINT_FRAMES: i32 = 1000;
+/// A passive checkpoint never catches up while other processes keep appending (each
+/// checkpoint copies what it can, the WAL never restarts, and it grew to gigabytes with
+/// four writer processes). Past this many frames (8 MiB of 4 KiB pages), the WAL is
+/// restarted by a blocking checkpoint (`RESTART`: it holds new writers back for the
+/// moment it takes to copy the WAL and wait for the readers), run by the maintenance
+/// thread, or inline by the writer when there is none.
+const WAL_RESTART_FRAMES: i32 = 2000;
+/// Past this many frames (12 MiB) the writer restarts the WAL itself, in the commit
+/// that found it so long, waiting up to `WAL_STOP_WAIT`: the hard bound, whatever the
+/// maintenance thread manages.
+const WAL_STOP_FRAMES: i32 = 3000;
+const WAL_STOP_WAIT: Duration = Duration::from_secs(2);
+/// When the WAL restarts, its file is truncated to this size (`journal_size_limit`), so
+/// a burst that grew it does not keep the disk space.
+const WAL_KEEP_BYTES: u64 = 4 << 20;
 
 /// The SQLite + files engine of a store of kind `P`.
 pub(crate) struct Engine<P> {
@@ -83,14 +98,18 @@ pub(crate) struct Shared {
     recency: Mutex<HashMap<String, i64>>,
     hits: AtomicU64,
     misses: AtomicU64,
-    /// Wakes the maintenance thread.
-    signal: Signal,
+    /// Wakes the maintenance thread (shared with the writer's WAL hook).
+    signal: Arc<Signal>,
+    /// A maintenance thread runs (else the writer restarts an oversized WAL itself).
+    threaded: AtomicBool,
+    /// A write failed because the disk is full: the maintenance thread frees space.
+    disk_full: AtomicBool,
     /// Commits made through this instance (the maintenance thread checkpoints once
     /// they stop for a moment).
     commits: AtomicU64,
     /// Held while writes have paused and reads happen: they then skip their lock
     /// system calls.
-    pin: ReadPin,
+    pin: Arc<ReadPin>,
     /// A pooled read ran since the maintenance thread last looked.
     reading: AtomicBool,
     /// Bytes of values as last read from the totals plus what this process wrote since;
@@ -112,6 +131,9 @@ struct Writer {
     /// SQLite rolled the open transaction back after an error (disk full, I/O): every
     /// further operation in it fails until the outermost level ends.
     aborted: bool,
+    /// Locks (name, owner) released inside the open transaction: deleted once it ends,
+    /// committed or not (a rollback must not bring a released lock back).
+    unlocks: Vec<(String, String)>,
 }
 
 fn thread_token() -> u64 {
@@ -166,8 +188,13 @@ impl Shared {
     }
 
     fn open_reader(&self) -> Result<Connection> {
+        self.open_reader_waiting(self.config.busy_timeout)
+    }
+
+    /// A reader connection whose busy handler gives up after `timeout`.
+    pub(crate) fn open_reader_waiting(&self, timeout: Duration) -> Result<Connection> {
         let mut conn = open_connection(&self.db_path, &self.config, false)?;
-        configure(&mut conn, &self.config, false).map_err(|e| self.sql_err(e))?;
+        configure(&mut conn, timeout, None).map_err(|e| self.sql_err(e))?;
         Ok(conn)
     }
 
@@ -207,6 +234,69 @@ impl Shared {
     /// its own transaction (`immediate`: BEGIN IMMEDIATE … COMMIT, for multi-statement
     /// writes) or in autocommit mode (single-statement writes).
     fn write<T>(&self, immediate: bool, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
+        let out = self.write_once(immediate, f);
+        if let Err(e) = &out
+            && is_storage_full(e)
+        {
+            self.note_disk_full();
+        }
+        out
+    }
+
+    /// A write that frees space or needs almost none (delete, clear, incr, touch,
+    /// evictions): on a full disk it releases the store's reserve file and tries again,
+    /// so that space can always be freed (outside a transaction: inside one, SQLite may
+    /// have rolled it back, and the caller must retry the whole transaction).
+    fn write_freeing<T>(&self, immediate: bool, f: impl Fn(&mut Writer) -> Result<T>) -> Result<T> {
+        match self.write(immediate, &f) {
+            Err(e)
+                if is_storage_full(&e)
+                    && self.tx_owner.load(Ordering::Acquire) != thread_token()
+                    && self.files.release_reserve() =>
+            {
+                tracing::warn!(dir = %self.dir.display(), "disk full: released the store's reserve to free space");
+                self.write(immediate, &f)
+            }
+            r => r,
+        }
+    }
+
+    /// Remembers that the disk is full and wakes the maintenance thread to free space.
+    fn note_disk_full(&self) {
+        if !self.disk_full.swap(true, Ordering::SeqCst) {
+            self.signal.wake();
+        }
+    }
+
+    /// Takes the disk-full flag.
+    pub(crate) fn take_disk_full(&self) -> bool {
+        self.disk_full.load(Ordering::Relaxed) && self.disk_full.swap(false, Ordering::SeqCst)
+    }
+
+    /// After a write failed on a full disk: a cache evicts least-recently-used entries
+    /// (a tenth of its bytes, at least 64 KiB) whatever its bound, since nothing can be
+    /// written anyway; then the WAL is copied back and truncated. An index keeps
+    /// everything. The maintenance thread does this at most once a second, so a disk
+    /// filled by others costs the cache a tenth of its entries per second at most.
+    pub(crate) fn free_space(&self, conn: &Connection) -> Result<u64> {
+        let mut evicted = 0;
+        if self.lru {
+            let size = self.read(|c| self.totals(c))?.1;
+            let target = size.saturating_sub((size / 10).max(64 << 10));
+            evicted = self.evict_down_to(target)?;
+            if evicted > 0 {
+                tracing::warn!(dir = %self.dir.display(), evicted, "disk full: evicted least-recently-used entries");
+            }
+        }
+        self.checkpoint(conn)?;
+        Ok(evicted)
+    }
+
+    fn write_once<T>(
+        &self,
+        immediate: bool,
+        f: impl FnOnce(&mut Writer) -> Result<T>,
+    ) -> Result<T> {
         let guard = self.lock_writer()?;
         let mut w = guard.borrow_mut();
         if w.depth > 0 {
@@ -237,6 +327,7 @@ impl Shared {
                 tx.commit()?;
             } else {
                 self.note_commit();
+                self.restart_wal_inline(&w);
             }
             Ok(out)
         }
@@ -247,6 +338,51 @@ impl Shared {
         self.commits.fetch_add(1, Ordering::SeqCst);
         self.pin.release();
         self.signal.nudge();
+    }
+
+    /// Deletes the locks released inside the transaction that just ended (the writer is
+    /// back in autocommit mode).
+    fn release_locks(&self, w: &mut Writer) {
+        for (name, owner) in std::mem::take(&mut w.unlocks) {
+            if let Err(e) = self.exec(w, schema::UNLOCK, params![name, owner]) {
+                tracing::warn!(lock = %name, error = %e, "releasing lock failed; it will expire");
+            }
+        }
+    }
+
+    /// With no maintenance thread, restarts an oversized WAL on the writer (see
+    /// `WAL_RESTART_FRAMES`); called with the writer held, outside any transaction.
+    fn restart_wal_inline(&self, w: &Writer) {
+        if !self.threaded.load(Ordering::Relaxed)
+            && self.signal.take_wal_full()
+            && let Err(e) = self.restart_wal(&w.conn, self.config.busy_timeout)
+        {
+            tracing::debug!(error = %e, "restarting the WAL failed; retried at the next commit");
+            self.signal.set_wal_full();
+        }
+    }
+
+    /// Copies the whole WAL back and waits for readers to leave it, so that the next
+    /// write starts it over (and truncates it to `WAL_KEEP_BYTES`). Blocks writers
+    /// meanwhile; gives up after about `wait` (the connection's busy handler bounds the
+    /// wait for writers and readers; this loop the wait for another checkpointer, for
+    /// which SQLite calls no busy handler).
+    pub(crate) fn restart_wal(&self, conn: &Connection, wait: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            // A pin on a read mark would stop the restart: release it (it is taken
+            // again once writes pause).
+            self.pin.release();
+            match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::RESTART) {
+                Ok(_) => return Ok(()),
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == ErrorCode::DatabaseBusy && start.elapsed() < wait =>
+                {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err(e) => return Err(self.sql_err(e)),
+            }
+        }
     }
 
     /// Takes the read pin (see `pin`), released at once if a commit came since
@@ -300,7 +436,7 @@ impl Shared {
     fn delete_batches(&self, sql: &str, now: i64) -> Result<u64> {
         let mut total = 0;
         loop {
-            let n = self.write(true, |w| self.exec(w, sql, params![now, BATCH]))?;
+            let n = self.write_freeing(true, |w| self.exec(w, sql, params![now, BATCH]))?;
             total += n as u64;
             if (n as i64) < BATCH {
                 return Ok(total);
@@ -379,11 +515,15 @@ impl Shared {
             return Ok(0);
         }
         self.flush_recency()?;
-        let target = (max as f64 * self.config.evict_to) as u64;
+        self.evict_down_to((max as f64 * self.config.evict_to) as u64)
+    }
+
+    /// Evicts least-recently-used entries until the values take at most `target` bytes.
+    fn evict_down_to(&self, target: u64) -> Result<u64> {
         let mut evicted = 0;
         loop {
             // One short transaction per batch of victims so writers never wait long.
-            let (n, size) = self.write(true, |w| {
+            let (n, size) = self.write_freeing(true, |w| {
                 let mut size = self.totals(&w.conn)?.1;
                 let victims: Vec<(String, i64)> = {
                     let mut st = w
@@ -413,12 +553,20 @@ impl Shared {
         }
     }
 
-    /// Copies the WAL back into the database without blocking anyone; true when all of
-    /// it was copied.
+    /// Copies the WAL back into the database and truncates it to zero bytes, once
+    /// writes have paused; true when done. Waits at most the connection's (short) busy
+    /// timeout for readers of other processes to leave the WAL; if they do not, copies
+    /// what it can and answers false (tried again later).
     pub(crate) fn checkpoint(&self, conn: &Connection) -> Result<bool> {
-        conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE)
-            .map(|(log, done)| log == done)
-            .map_err(|e| self.sql_err(e))
+        match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::TRUNCATE) {
+            Ok((log, done)) => Ok(log == done),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.sql_err(e)),
+        }
     }
 
     /// Deletes value files queued by triggers (e.g. by another program's deletes).
@@ -508,6 +656,7 @@ impl<'a> SqliteTx<'a> {
             w.discard_pending = false;
             w.aborted = false;
             shared.tx_owner.store(0, Ordering::Release);
+            shared.release_locks(&mut w);
         }
     }
 }
@@ -554,6 +703,8 @@ impl TxGuard for SqliteTx<'_> {
             w.discard_pending = false;
             w.new_files.clear();
             shared.tx_owner.store(0, Ordering::Release);
+            shared.release_locks(&mut w);
+            shared.restart_wal_inline(&w);
             drop(w);
             for rel in unlink {
                 shared.files.remove(&rel);
@@ -577,6 +728,13 @@ impl Drop for SqliteTx<'_> {
             self.rollback_level();
         }
     }
+}
+
+/// Whether `e` says the disk (or a quota, or a file size limit) is full.
+fn is_storage_full(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull
+        || source.kind() == std::io::ErrorKind::QuotaExceeded
+        || source.kind() == std::io::ErrorKind::FileTooLarge)
 }
 
 /// Maps SQLite errors to typed errors.
@@ -675,18 +833,57 @@ impl BusyWait {
     }
 }
 
-fn configure(conn: &mut Connection, config: &Config, writer: bool) -> rusqlite::Result<()> {
-    let mut wait = BusyWait::new(config.busy_timeout);
+/// Sets a connection up: busy handler, pragmas, and for the writer (`signal` given) the
+/// WAL hook that checkpoints and raises the alarm when the WAL grows too long.
+fn configure(
+    conn: &mut Connection,
+    busy_timeout: Duration,
+    writer: Option<(Arc<Signal>, Arc<ReadPin>)>,
+) -> rusqlite::Result<()> {
+    let mut wait = BusyWait::new(busy_timeout);
     conn.busy_handler(Some(move |attempt| wait.retry(attempt)))?;
     conn.set_prepared_statement_cache_capacity(32);
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA synchronous = NORMAL;
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -16384;
-         PRAGMA mmap_size = 268435456;",
-    )?;
-    if writer {
-        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {CHECKPOINT_FRAMES};"))?;
+         PRAGMA mmap_size = 268435456;
+         PRAGMA journal_size_limit = {WAL_KEEP_BYTES};"
+    ))?;
+    if let Some((signal, pin)) = writer
+        && PLATFORM.wal
+    {
+        // Replaces SQLite's automatic checkpoint (the same passive checkpoint), and
+        // notices a WAL that passive checkpoints cannot keep short. The hook runs after
+        // the commit, with SQLite's write lock released; it must not fail (the commit
+        // would be reported as failed although it happened).
+        conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, frames: i32| {
+            if frames >= WAL_STOP_FRAMES {
+                // The maintenance thread is not keeping up (or there is none): restart
+                // here, before writing on. Writers of other processes wait meanwhile.
+                let start = Instant::now();
+                loop {
+                    pin.release();
+                    match wal.checkpoint_v2(CheckpointMode::RESTART) {
+                        Err(rusqlite::Error::SqliteFailure(f, _))
+                            if f.code == ErrorCode::DatabaseBusy
+                                && start.elapsed() < WAL_STOP_WAIT =>
+                        {
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
+                        _ => break,
+                    }
+                }
+            } else if frames >= WAL_RESTART_FRAMES {
+                // No more passive checkpoints: they would keep the checkpoint lock busy
+                // (every writer of every process runs one per commit) and starve the
+                // restart.
+                signal.set_wal_full();
+            } else if frames >= CHECKPOINT_FRAMES {
+                let _ = wal.checkpoint_v2(CheckpointMode::PASSIVE);
+            }
+            Ok(())
+        }))?;
     }
     Ok(())
 }
@@ -905,7 +1102,7 @@ impl<P: Policy> Engine<P> {
                     Some(_) => {
                         return Err(Error::ValueFileMissing {
                             key: key.to_owned(),
-                            path: s.files.path_of(&file),
+                            path: s.files.shown(&file),
                         });
                     }
                     None => return Ok(r.value),
@@ -915,7 +1112,7 @@ impl<P: Policy> Engine<P> {
         }
         Err(Error::ValueFileMissing {
             key: key.to_owned(),
-            path: s.files.path_of(&file),
+            path: s.files.shown(&file),
         })
     }
 
@@ -952,7 +1149,13 @@ impl<P: Policy> Engine<P> {
 
     fn prepare_value(&self, value: &[u8]) -> Result<Option<TempValue>> {
         if value.len() >= self.shared.config.file_threshold {
-            Ok(Some(self.shared.files.write_temp(value)?))
+            let temp = self.shared.files.write_temp(value);
+            if let Err(e) = &temp
+                && is_storage_full(e)
+            {
+                self.shared.note_disk_full();
+            }
+            Ok(Some(temp?))
         } else {
             Ok(None)
         }
@@ -1084,6 +1287,13 @@ impl<P: Policy> Backend for Engine<P> {
         match std::fs::metadata(dir) {
             _ if !PLATFORM.files => {}
             Ok(m) if !m.is_dir() => return Err(Error::NotADirectory(dir.to_owned())),
+            Ok(_) if crate::fanout::looks_like_fanout(dir) => {
+                return Err(Error::WrongKind {
+                    path: dir.to_owned(),
+                    expected: P::NAME,
+                    found: "fanout".into(),
+                });
+            }
             Ok(_) => {}
             Err(_) => std::fs::create_dir_all(dir).map_err(|e| match e.kind() {
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
@@ -1096,23 +1306,31 @@ impl<P: Policy> Backend for Engine<P> {
             })?,
         }
         let db_path = dir.join(schema::DB_FILE);
-        let files = FileTier::new(dir, config.sync_files).map_err(|e| match e {
-            Error::Io { source, .. }
-                if matches!(
-                    source.kind(),
-                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
-                ) =>
-            {
-                Error::ReadOnly {
-                    path: dir.to_owned(),
-                    reason: source.to_string(),
+        let files =
+            FileTier::new(dir, config.sync_files, config.verify_values).map_err(|e| match e {
+                Error::Io { source, .. }
+                    if matches!(
+                        source.kind(),
+                        std::io::ErrorKind::PermissionDenied
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+                {
+                    Error::ReadOnly {
+                        path: dir.to_owned(),
+                        reason: source.to_string(),
+                    }
                 }
-            }
-            e => e,
-        })?;
+                e => e,
+            })?;
         let mut conn = open_connection(&db_path, &config, true)?;
-        configure(&mut conn, &config, true)
-            .map_err(|e| sql_error(&db_path, config.busy_timeout, e))?;
+        let signal = Arc::new(Signal::default());
+        let pin = Arc::new(ReadPin::default());
+        configure(
+            &mut conn,
+            config.busy_timeout,
+            Some((signal.clone(), pin.clone())),
+        )
+        .map_err(|e| sql_error(&db_path, config.busy_timeout, e))?;
         Self::create_or_validate(&db_path, &conn, &config)?;
         let readers = (0..READERS).map(|_| Mutex::new(None)).collect();
         let shared = Arc::new(Shared {
@@ -1128,6 +1346,7 @@ impl<P: Policy> Backend for Engine<P> {
                 new_files: Vec::new(),
                 discard_pending: false,
                 aborted: false,
+                unlocks: Vec::new(),
             })),
             tx_owner: AtomicU64::new(0),
             readers,
@@ -1136,9 +1355,11 @@ impl<P: Policy> Backend for Engine<P> {
             misses: AtomicU64::new(0),
             approx_size: AtomicI64::new(0),
             max_size: AtomicU64::new(config.max_size),
-            signal: Signal::default(),
+            signal,
+            threaded: AtomicBool::new(false),
+            disk_full: AtomicBool::new(false),
             commits: AtomicU64::new(0),
-            pin: ReadPin::default(),
+            pin,
             reading: AtomicBool::new(false),
             config,
         });
@@ -1146,8 +1367,13 @@ impl<P: Policy> Backend for Engine<P> {
         shared.approx_size.store(initial as i64, Ordering::Relaxed);
         // Files queued by a crashed process or another program's deletes.
         shared.drain_discarded()?;
+        if let Err(e) = shared.files.ensure_reserve() {
+            // A full disk: made later by the maintenance thread.
+            tracing::debug!(error = %e, "the reserve cannot be made yet");
+        }
         // Every kind has the thread (for checkpoints at least) where threads exist.
         let maintenance = if PLATFORM.threads && !shared.config.maintenance_interval.is_zero() {
+            shared.threaded.store(true, Ordering::Relaxed);
             Some(Maintenance::start(shared.clone())?)
         } else {
             None
@@ -1242,7 +1468,7 @@ impl<P: Policy> Backend for Engine<P> {
         // Only a live entry counts; an expired one is removed too, by a second statement
         // that cannot touch a value another process just set (no `RETURNING` to tell
         // them apart in one: SQLite builds a temporary table for it on every run).
-        s.write(false, |w| {
+        s.write_freeing(false, |w| {
             if s.exec(w, schema::DELETE_LIVE, params![key, now])? > 0 {
                 return Ok(true);
             }
@@ -1275,7 +1501,7 @@ impl<P: Policy> Backend for Engine<P> {
                     None => {
                         return Err(Error::ValueFileMissing {
                             key: key.to_owned(),
-                            path: s.files.path_of(file),
+                            path: s.files.shown(file),
                         });
                     }
                 }
@@ -1363,7 +1589,7 @@ impl<P: Policy> Backend for Engine<P> {
         let at = expire
             .map(|d| crate::options::Expiry::After(d).at_micros(now))
             .transpose()?;
-        s.write(false, |w| {
+        s.write_freeing(false, |w| {
             Ok(s.exec(w, schema::TOUCH, params![key, at, now])? > 0)
         })
     }
@@ -1427,7 +1653,9 @@ impl<P: Policy> Backend for Engine<P> {
     fn keys_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
         let s = &*self.shared;
         let now = s.now();
-        let limit = limit.max(1);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::with_capacity(limit.min(1024));
         let mut cursor: Option<String> = after.map(str::to_owned);
         loop {
@@ -1464,7 +1692,28 @@ impl<P: Policy> Backend for Engine<P> {
 
     fn clear(&self) -> Result<u64> {
         let s = &*self.shared;
-        let n = s.write(true, |w| s.exec(w, "DELETE FROM entries", []))?;
+        let n = match s.write_freeing(true, |w| s.exec(w, "DELETE FROM entries", [])) {
+            Err(e) if is_storage_full(&e) && !self.in_transaction() => {
+                // Not even the reserve holds a WAL of the whole table: delete in small
+                // transactions, copying the WAL back after each so that its space is
+                // reused. Not atomic (readers may see a partly cleared store).
+                tracing::warn!(dir = %s.dir.display(), "disk full: clearing in batches");
+                let mut total = 0;
+                loop {
+                    let n = s.write_freeing(true, |w| s.exec(w, schema::DELETE_BATCH, [BATCH]))?;
+                    total += n;
+                    {
+                        let guard = s.lock_writer()?;
+                        let w = guard.borrow();
+                        s.restart_wal(&w.conn, Duration::from_secs(1))?;
+                    }
+                    if (n as i64) < BATCH {
+                        break total;
+                    }
+                }
+            }
+            r => r?,
+        };
         s.approx_size.store(0, Ordering::Relaxed);
         Ok(n as u64)
     }
@@ -1475,31 +1724,42 @@ impl<P: Policy> Backend for Engine<P> {
 
     fn evict_tag(&self, tag: &str) -> Result<u64> {
         let s = &*self.shared;
-        Ok(s.write(true, |w| {
+        Ok(s.write_freeing(true, |w| {
             s.exec(w, "DELETE FROM entries WHERE tag = ?1", [tag])
         })? as u64)
     }
 
-    fn incr(&self, key: &str, delta: i64, default: i64) -> Result<i64> {
+    fn incr(&self, key: &str, delta: i128, default: i64) -> Result<i64> {
         let s = &*self.shared;
         let now = s.now();
-        s.write(true, |w| {
+        let overflow = || Error::CounterOverflow {
+            key: key.to_owned(),
+        };
+        s.write_freeing(true, |w| {
             let row = self.get_row(&w.conn, key)?;
             match row {
                 Some(r) if s.live(r.expire, now) => {
                     let current = match (&r.file, &r.value) {
                         (None, Some(v)) => crate::counter::decode(v),
                         (None, None) => crate::counter::decode(&[]),
+                        // A counter in a file (a tiny file threshold): read it.
+                        (Some(f), _) if r.size <= crate::counter::MAX_LEN as i64 => {
+                            match s.files.read(key, f, r.size.max(0) as u64)? {
+                                Some(v) => crate::counter::decode(&v),
+                                None => {
+                                    return Err(Error::ValueFileMissing {
+                                        key: key.to_owned(),
+                                        path: s.files.shown(f),
+                                    });
+                                }
+                            }
+                        }
                         _ => None,
                     }
                     .ok_or_else(|| Error::NotACounter {
                         key: key.to_owned(),
                     })?;
-                    let new = current
-                        .checked_add(delta)
-                        .ok_or_else(|| Error::CounterOverflow {
-                            key: key.to_owned(),
-                        })?;
+                    let new = i64::try_from(i128::from(current) + delta).map_err(|_| overflow())?;
                     let bytes = crate::counter::encode(new);
                     s.exec(
                         w,
@@ -1509,11 +1769,7 @@ impl<P: Policy> Backend for Engine<P> {
                     Ok(new)
                 }
                 _ => {
-                    let new = default
-                        .checked_add(delta)
-                        .ok_or_else(|| Error::CounterOverflow {
-                            key: key.to_owned(),
-                        })?;
+                    let new = i64::try_from(i128::from(default) + delta).map_err(|_| overflow())?;
                     let bytes = crate::counter::encode(new);
                     let meta = Meta {
                         key,
@@ -1526,6 +1782,10 @@ impl<P: Policy> Backend for Engine<P> {
                 }
             }
         })
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.shared.tx_owner.load(Ordering::Acquire) == thread_token()
     }
 
     fn stats(&self) -> Stats {
@@ -1558,7 +1818,7 @@ impl<P: Policy> Backend for Engine<P> {
                 .map_err(|e| s.sql_err(e))
             });
         }
-        let files = s.read(|c| s.totals(c))?.2;
+        let files = s.read(|c| s.totals(c))?.2 + s.files.reserve_len();
         let mut db = 0;
         for suffix in ["", "-wal", "-shm"] {
             let mut p = s.db_path.clone().into_os_string();
@@ -1588,7 +1848,11 @@ impl<P: Policy> Backend for Engine<P> {
 
     fn unlock(&self, name: &str, owner: &str) -> Result<()> {
         let s = &*self.shared;
-        s.write(false, |w| {
+        s.write_freeing(false, |w| {
+            if w.depth > 0 {
+                w.unlocks.push((name.to_owned(), owner.to_owned()));
+                return Ok(());
+            }
             s.exec(w, schema::UNLOCK, params![name, owner]).map(|_| ())
         })
     }

@@ -84,8 +84,10 @@ pub(crate) const DELETE_LIVE: &str =
 pub(crate) const DELETE_EXPIRED: &str = "DELETE FROM entries WHERE key = ?1 AND expire <= ?2";
 pub(crate) const TOUCH: &str =
     "UPDATE entries SET expire = ?2 WHERE key = ?1 AND (expire IS NULL OR expire > ?3)";
+/// A counter is always stored inline (it is at most 20 bytes), also when it was read
+/// from a file (a store with a tiny file threshold): the file is then discarded.
 pub(crate) const UPDATE_COUNTER: &str =
-    "UPDATE OR FAIL entries SET value = ?2, size = ?3, last_use = ?4 WHERE key = ?1";
+    "UPDATE OR FAIL entries SET value = ?2, file = NULL, size = ?3, last_use = ?4 WHERE key = ?1";
 pub(crate) const TOTALS: &str = "SELECT sum(count), sum(size), sum(file_size) FROM totals";
 pub(crate) const COUNT_EXPIRED: &str = "SELECT count(*) FROM entries WHERE expire <= ?1";
 pub(crate) const KEYS_FROM: &str =
@@ -96,6 +98,8 @@ pub(crate) const PURGE_EXPIRED: &str =
     "DELETE FROM entries WHERE key IN (SELECT key FROM entries WHERE expire <= ?1 LIMIT ?2)";
 pub(crate) const LRU_VICTIMS: &str = "SELECT key, size FROM entries ORDER BY last_use LIMIT ?1";
 pub(crate) const DELETE_KEY: &str = "DELETE FROM entries WHERE key = ?1";
+pub(crate) const DELETE_BATCH: &str =
+    "DELETE FROM entries WHERE key IN (SELECT key FROM entries LIMIT ?1)";
 pub(crate) const TOUCH_USE: &str =
     "UPDATE entries SET last_use = ?2 WHERE key = ?1 AND last_use < ?2";
 pub(crate) const DRAIN_DISCARDED: &str = "DELETE FROM discarded RETURNING file";
