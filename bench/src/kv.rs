@@ -5,7 +5,9 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OptionalExtension, params};
-use sciqlop_cache::{Cache, FanoutCache, Index};
+use std::sync::Arc;
+
+use sciqlop_cache::{AnyStore, Config, Engine, FanoutCache, Kind, SqliteEngine, Store};
 
 /// Names of the Rust implementations, in report order.
 pub const RUST_IMPLS: &[&str] = &[
@@ -34,9 +36,7 @@ pub trait Kv: Send + Sync {
 pub fn open(name: &str, dir: &Path) -> Result<Box<dyn Kv>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(match name {
-        "sciqlop-cache" => Box::new(Cache::open(dir)?),
-        "sciqlop-index" => Box::new(Index::open(dir)?),
-        "sciqlop-fanout" => Box::new(FanoutCache::open(dir)?),
+        "sciqlop-cache" | "sciqlop-index" | "sciqlop-fanout" => Box::new(sciqlop(name, dir)?),
         "rusqlite-raw" => Box::new(RawSqlite::open(dir)?),
         "cacache" => Box::new(Cacache {
             dir: dir.to_owned(),
@@ -45,64 +45,33 @@ pub fn open(name: &str, dir: &Path) -> Result<Box<dyn Kv>> {
     })
 }
 
-macro_rules! store_kv {
-    ($t:ty) => {
-        impl Kv for $t {
-            fn set(&self, key: &str, value: &[u8]) -> Result<()> {
-                Ok(<$t>::set(self, key, value)?)
-            }
-            fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-                Ok(<$t>::get(self, key)?)
-            }
-            fn delete(&self, key: &str) -> Result<bool> {
-                Ok(<$t>::delete(self, key)?)
-            }
-            fn batch_set(
-                &self,
-                keys: &[String],
-                value: &mut dyn FnMut(usize) -> Vec<u8>,
-            ) -> Result<()> {
-                // The batch API: one transaction (as `transact` with a `set` per entry,
-                // but with one prepared statement for the batch, as raw SQLite's).
-                let values: Vec<Vec<u8>> = (0..keys.len()).map(&mut *value).collect();
-                self.set_many(keys.iter().map(String::as_str).zip(values.iter()))?;
-                Ok(())
-            }
-        }
+/// This project's stores, each on an engine chosen at run time (the core's own
+/// `dyn Engine` seam, as the CLI uses it): a cache, an index, or a fanout of caches.
+fn sciqlop(name: &str, dir: &Path) -> Result<AnyStore> {
+    let config = Config::default();
+    let engine: Arc<dyn Engine> = match name {
+        "sciqlop-cache" => Arc::new(SqliteEngine::open(dir, config.clone(), Some(Kind::CACHE))?),
+        "sciqlop-index" => Arc::new(SqliteEngine::open(dir, config.clone(), Some(Kind::INDEX))?),
+        _ => FanoutCache::open(dir)?.engine().clone(),
     };
+    Ok(AnyStore::from_engine(engine, &config)?)
 }
 
-store_kv!(Cache);
-store_kv!(Index);
-
-impl Kv for FanoutCache {
+impl Kv for AnyStore {
     fn set(&self, key: &str, value: &[u8]) -> Result<()> {
-        Ok(FanoutCache::set(self, key, value)?)
+        Ok(Store::set(self, key, value)?)
     }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(FanoutCache::get(self, key)?)
+        Ok(Store::get(self, key)?)
     }
     fn delete(&self, key: &str) -> Result<bool> {
-        Ok(FanoutCache::delete(self, key)?)
+        Ok(Store::delete(self, key)?)
     }
-    /// One transaction per shard (a fanout transaction is scoped to one shard).
+    /// The batch API: one transaction (one per shard in a fanout), with one prepared
+    /// statement for the batch, as raw SQLite's.
     fn batch_set(&self, keys: &[String], value: &mut dyn FnMut(usize) -> Vec<u8>) -> Result<()> {
-        let n = self.shard_count();
-        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); n as usize];
-        for (i, k) in keys.iter().enumerate() {
-            by_shard[sciqlop_cache::fanout::shard_of(k, n) as usize].push(i);
-        }
-        for (shard, idx) in self.shards().iter().zip(by_shard) {
-            if idx.is_empty() {
-                continue;
-            }
-            shard.transact(|tx| {
-                for &i in &idx {
-                    tx.set(&keys[i], value(i))?;
-                }
-                Ok::<_, sciqlop_cache::Error>(())
-            })?;
-        }
+        let values: Vec<Vec<u8>> = (0..keys.len()).map(&mut *value).collect();
+        self.set_many(keys.iter().map(String::as_str).zip(values.iter()))?;
         Ok(())
     }
 }

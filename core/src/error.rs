@@ -23,15 +23,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// An error reported by SQLite that has no more specific variant.
-    #[cfg(all(feature = "sqlite", not(feature = "guest")))]
-    #[error("database error in {path}: {source}")]
-    Sqlite {
-        /// The database file.
+    /// An error reported by the engine (SQLite, a server) that has no more specific
+    /// variant. The engine's own error is the source (its type is not part of the API).
+    #[error("storage engine error in {path}: {source}")]
+    Engine {
+        /// The database file, or the engine's location.
         path: PathBuf,
-        /// The underlying error.
+        /// The engine's error.
         #[source]
-        source: rusqlite::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// The path given to `open` exists and is not a directory.

@@ -72,7 +72,7 @@ pub struct ReadmeDoctests;
 
 mod clock;
 pub mod counter;
-mod engine;
+pub mod engine;
 mod error;
 pub mod fanout;
 mod options;
@@ -81,20 +81,25 @@ mod policy;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{Capabilities, Engine, EngineTx, Namespace, Version};
 pub use error::{Error, Result};
-pub use fanout::{Fanout, FanoutBuilder, FanoutCache, FanoutIndex, FanoutKeys};
+pub use fanout::{Fanout, FanoutBuilder, FanoutEngine};
+#[cfg(feature = "sqlite")]
+pub use fanout::{FanoutCache, FanoutIndex};
 pub use options::{
-    Builder, CheckReport, DEFAULT_BUSY_TIMEOUT, DEFAULT_FILE_THRESHOLD, DEFAULT_MAX_KEY_LEN,
-    DEFAULT_MAX_VALUE_SIZE, EntryInfo, Expiry, SetOptions, Stats,
+    Builder, CheckReport, Config, DEFAULT_BUSY_TIMEOUT, DEFAULT_FILE_THRESHOLD,
+    DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, EntryInfo, Expiry, SetOptions, Stats,
 };
-pub use policy::{CacheKind, IndexKind, Policy};
-pub use store::{Cache, Index, Keys, Lock, Store, Transaction};
+pub use policy::{AnyKind, CacheApi, CacheKind, IndexKind, Kind, Policy};
+pub use store::{AnyStore, DefaultEngine, Keys, Lock, Optimistic, Store, Transaction};
+#[cfg(feature = "sqlite")]
+pub use store::{Cache, Index};
+
+#[cfg(feature = "sqlite")]
+pub use engine::sqlite::SqliteEngine;
 
 #[cfg(feature = "guest")]
 pub use engine::guest::LOCK_PREFIX;
 #[cfg(feature = "guest")]
 #[doc(hidden)]
 pub use engine::guest::bindings as wit_bindings;
-
-#[cfg(not(any(feature = "sqlite", feature = "guest")))]
-compile_error!("sciqlop-cache needs an engine: enable `sqlite` (default) or `guest`");

@@ -1,13 +1,13 @@
 //! Per-write options and store configuration.
 
 use std::marker::PhantomData;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::Result;
 use crate::clock::{Clock, SystemClock};
 use crate::policy::Policy;
-use crate::{Result, Store};
+use crate::store::Store;
 
 /// Options of one write: expiry and tag (Cache only).
 ///
@@ -262,9 +262,40 @@ impl<P: Policy> Builder<P> {
         self
     }
 
-    /// Opens (creating if needed) the store in directory `path`.
-    pub fn open(self, path: impl AsRef<Path>) -> Result<Store<P>> {
-        Store::open_with(path.as_ref(), self.config)
+    /// Opens (creating if needed) the store in directory `path`, on the SQLite engine.
+    #[cfg(feature = "sqlite")]
+    pub fn open(
+        self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<Store<P, crate::engine::sqlite::SqliteEngine>> {
+        let engine =
+            crate::engine::sqlite::SqliteEngine::open(path.as_ref(), self.config.clone(), P::KIND)?;
+        Store::from_engine(std::sync::Arc::new(engine), &self.config)
+    }
+
+    /// Opens the store at `location`, choosing its engine at run time: a directory
+    /// (holding a store or a fanout, detected from disk; a missing one becomes a new
+    /// store) or a URL of a registered engine (see
+    /// [`registry`](crate::engine::registry)).
+    ///
+    /// ```
+    /// use sciqlop_cache::{AnyStore, Cache};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("c");
+    /// Cache::open(&path)?.set("k", b"v")?;
+    /// let any = AnyStore::builder().open_location(path.to_str().expect("utf-8"))?;
+    /// assert_eq!(any.kind().name, "cache");
+    /// assert_eq!(any.get("k")?.as_deref(), Some(&b"v"[..]));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    pub fn open_location(self, location: &str) -> Result<Store<P, dyn crate::Engine>> {
+        let engine = crate::engine::registry::open_location(location, &self.config, P::KIND)?;
+        Store::from_engine(engine, &self.config)
+    }
+
+    /// The settings built so far (to open an engine directly).
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 }
 
@@ -280,6 +311,18 @@ pub struct EntryInfo {
     pub tag: Option<String>,
     /// Whether the value lives in its own file (else inline in the database).
     pub in_file: bool,
+}
+
+impl EntryInfo {
+    /// Nothing known (for engines that cannot say).
+    pub(crate) fn empty() -> Self {
+        EntryInfo {
+            size: 0,
+            expire: None,
+            tag: None,
+            in_file: false,
+        }
+    }
 }
 
 /// Hit and miss counts of this instance since it was opened or last reset.

@@ -51,6 +51,19 @@ pub(crate) fn now_micros() -> i64 {
     (js_sys::Date::now() * 1000.0) as i64
 }
 
+/// This process's id (0 in a browser, where there are no processes to tell apart and
+/// `std::process::id` panics).
+pub(crate) fn pid() -> u32 {
+    #[cfg(not(all(target_family = "wasm", target_os = "unknown")))]
+    {
+        std::process::id()
+    }
+    #[cfg(all(target_family = "wasm", target_os = "unknown"))]
+    {
+        0
+    }
+}
+
 /// A process-unique 128-bit token (lock owners).
 pub(crate) fn unique_token() -> u128 {
     use std::hash::{BuildHasher, Hasher};

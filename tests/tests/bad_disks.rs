@@ -540,7 +540,7 @@ fn full_disk_by_file_size_limit() {
         .find(|x| x.starts_with("FULL"))
         .expect("the database never hit the limit");
     assert!(
-        full.starts_with("FULL err Io") || full.starts_with("FULL err Sqlite"),
+        full.starts_with("FULL err Io") || full.starts_with("FULL err Engine"),
         "a write on a full disk must fail with a clear error: {full}"
     );
     assert!(acked.len() > 10, "some writes fit before the limit");
@@ -602,7 +602,7 @@ fn full_tmpfs_then_space_freed() {
     println!("full tmpfs after {} writes: {err}", acked.len());
     assert!(
         matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull)
-            || matches!(err, Error::Sqlite { .. }),
+            || matches!(err, Error::Engine { .. }),
         "disk full must be a clear error: {err:?}"
     );
     assert_intact(&cache, &acked, "reads on a full disk");

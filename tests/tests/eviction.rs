@@ -52,16 +52,16 @@ impl Bounded for Cache {
 
 impl Bounded for FanoutCache {
     fn set(&self, k: &str, v: &[u8]) {
-        FanoutCache::set(self, k, v).expect("set under load");
+        (**self).set(k, v).expect("set under load");
     }
     fn get(&self, k: &str) -> Option<Vec<u8>> {
-        FanoutCache::get(self, k).expect("get under load")
+        (**self).get(k).expect("get under load")
     }
     fn contains(&self, k: &str) -> bool {
-        FanoutCache::contains(self, k).expect("contains")
+        (**self).contains(k).expect("contains")
     }
     fn size(&self) -> u64 {
-        FanoutCache::size(self).expect("size")
+        (**self).size().expect("size")
     }
     fn check_ok(&self) -> bool {
         self.check(false).expect("check").ok

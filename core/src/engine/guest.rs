@@ -15,14 +15,15 @@
 //!   quota counts them;
 //! - locks are entries under the reserved prefix [`LOCK_PREFIX`] (visible to `keys`).
 
-use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::engine::{Backend, TxGuard};
-use crate::options::{CheckReport, Config, EntryInfo, Expiry, SetOptions, Stats};
-use crate::policy::Policy;
+use crate::engine::{
+    Capabilities, Engine, EngineTx, Namespace, ReadCheck, Reopen, Version, WriteOp,
+};
+use crate::options::{CheckReport, EntryInfo, Expiry, SetOptions, Stats};
+use crate::policy::Kind;
 use crate::{Error, Result};
 
 /// The `sciqlop:cache` import bindings (world `imports`), for plugin crates to reuse
@@ -42,14 +43,72 @@ use bindings::sciqlop::cache::types as wt;
 /// Key prefix of the entries that hold locks inside a guest.
 pub const LOCK_PREFIX: &str = "sciqlop-cache.lock/";
 
-/// A store of the host, seen from the guest.
-pub(crate) struct Engine<P> {
+/// A store of the host, seen from the guest: [`GuestEngine::open`] opens the plugin's
+/// store `name`.
+pub struct GuestEngine {
     path: PathBuf,
     store: wit::Store,
     tx: Mutex<Option<TxState>>,
     /// Stats at the last `reset_stats` (the host keeps running totals).
     stats_base: Mutex<Stats>,
-    _kind: PhantomData<P>,
+}
+
+impl std::fmt::Debug for GuestEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestEngine")
+            .field("store", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cache of the host, inside a plugin (`Cache::open("name")`).
+pub type Cache = crate::Store<crate::CacheKind, GuestEngine>;
+/// An index of the host, inside a plugin.
+pub type Index = crate::Store<crate::IndexKind, GuestEngine>;
+
+impl GuestEngine {
+    /// Opens the plugin's store `name` (the host may refuse it:
+    /// [`Error::AccessDenied`]). Only inside a `wasm32-wasip2` component.
+    pub fn open(name: &str) -> Result<Self> {
+        if !cfg!(target_arch = "wasm32") {
+            return Err(Error::Unsupported(
+                "the guest engine runs inside a wasm32-wasip2 component, on its host's store",
+            ));
+        }
+        let store = wit::open(name).map_err(|e| match e {
+            wt::Error::AccessDenied => Error::AccessDenied {
+                store: name.to_owned(),
+            },
+            e => to_error(e, name),
+        })?;
+        Ok(GuestEngine {
+            path: PathBuf::from(name),
+            store,
+            tx: Mutex::new(None),
+            stats_base: Mutex::new(Stats::default()),
+        })
+    }
+}
+
+impl<P: crate::Policy> crate::Store<P, GuestEngine> {
+    /// Opens the plugin's store `name` on its host.
+    pub fn open(name: &str) -> Result<Self> {
+        crate::Store::from_engine(
+            Arc::new(GuestEngine::open(name)?),
+            &crate::Config::default(),
+        )
+    }
+}
+
+/// The one namespace of a guest store (a plugin opens other stores by name instead).
+fn only_default(ns: &Namespace) -> Result<()> {
+    if ns.is_default() {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(
+            "namespaces of a plugin are its stores: open another one by name",
+        ))
+    }
 }
 
 struct TxState {
@@ -111,11 +170,11 @@ fn wit_options(opts: &SetOptions) -> Option<wt::SetOptions> {
     })
 }
 
-impl<P: Policy> Engine<P> {
+impl GuestEngine {
     /// Releases the locks released inside a transaction that just ended.
     fn release_locks(&self, unlocks: Vec<(String, String)>) {
         for (name, owner) in unlocks {
-            if let Err(e) = Backend::unlock(self, &name, &owner) {
+            if let Err(e) = Engine::unlock(self, &name, &owner) {
                 tracing::warn!(lock = %name, error = %e, "releasing lock failed; it will expire");
             }
         }
@@ -158,13 +217,13 @@ impl<P: Policy> Engine<P> {
 }
 
 /// An open level of a guest transaction.
-pub(crate) struct GuestTx<'a, P: Policy> {
-    engine: &'a Engine<P>,
+pub(crate) struct GuestTx<'a> {
+    engine: &'a GuestEngine,
     done: bool,
 }
 
-impl<P: Policy> TxGuard for GuestTx<'_, P> {
-    fn commit(mut self) -> Result<()> {
+impl EngineTx for GuestTx<'_> {
+    fn commit(mut self: Box<Self>) -> Result<()> {
         self.done = true;
         let mut guard = self
             .engine
@@ -191,7 +250,7 @@ impl<P: Policy> TxGuard for GuestTx<'_, P> {
     }
 }
 
-impl<P: Policy> Drop for GuestTx<'_, P> {
+impl Drop for GuestTx<'_> {
     fn drop(&mut self) {
         if self.done {
             return;
@@ -215,46 +274,138 @@ impl<P: Policy> Drop for GuestTx<'_, P> {
     }
 }
 
-impl<P: Policy> Backend for Engine<P> {
-    type Tx<'a> = GuestTx<'a, P>;
+impl Engine for GuestEngine {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            name: "guest",
+            value_files: false,
+            savepoints: false,
+            transactions: true,
+            multi_process: true,
+            check: false,
+            atomic_batches: true,
+        }
+    }
 
-    fn open(dir: &Path, _config: Config) -> Result<Self> {
-        let name = dir.to_string_lossy().into_owned();
-        let store = wit::open(&name).map_err(|e| match e {
-            wt::Error::AccessDenied => Error::AccessDenied {
-                store: name.clone(),
-            },
-            e => to_error(e, &name),
-        })?;
-        Ok(Engine {
-            path: dir.to_owned(),
-            store,
-            tx: Mutex::new(None),
-            stats_base: Mutex::new(Stats::default()),
-            _kind: PhantomData,
-        })
+    fn kind(&self) -> Kind {
+        Kind::CACHE
     }
 
     fn path(&self) -> &Path {
         &self.path
     }
 
-    fn get_with<R>(&self, key: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-        Ok(self.get(key)?.map(|v| f(&v)))
+    fn namespace(&self, name: &str) -> Result<Namespace> {
+        if name.is_empty() {
+            return Ok(Namespace::DEFAULT);
+        }
+        only_default(&Namespace::new(1, name)).map(|()| Namespace::DEFAULT)
     }
 
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+    fn namespaces(&self) -> Result<Vec<Namespace>> {
+        Ok(vec![Namespace::DEFAULT])
+    }
+
+    fn get_with(&self, ns: &Namespace, key: &str, f: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        match Engine::get(self, ns, key)? {
+            Some(v) => {
+                f(&v);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>> {
+        only_default(ns)?;
         self.route(key, |t| t.get(key), |s| s.get(key))
     }
 
-    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+    fn get_entry(&self, _ns: &Namespace, _key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>> {
+        Err(Error::Unsupported(
+            "entry metadata is not part of the plugin interface",
+        ))
+    }
+
+    fn get_versioned(&self, _ns: &Namespace, _key: &str) -> Result<Option<(Vec<u8>, Version)>> {
+        Err(Error::Unsupported(
+            "versions are not part of the plugin interface: use a transaction",
+        ))
+    }
+
+    fn get_many(&self, ns: &Namespace, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+        only_default(ns)?;
         let owned: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
         self.store_only("get_many inside a guest transaction", "", |s| {
             s.get_many(&owned)
         })
     }
 
-    fn set_many(&self, entries: &[(&str, &[u8])], opts: &SetOptions) -> Result<()> {
+    fn contains(&self, ns: &Namespace, key: &str) -> Result<bool> {
+        only_default(ns)?;
+        self.route(key, |t| t.contains(key), |s| s.contains(key))
+    }
+
+    fn info(&self, _ns: &Namespace, _key: &str) -> Result<Option<EntryInfo>> {
+        Err(Error::Unsupported(
+            "entry_info is not part of the plugin interface",
+        ))
+    }
+
+    fn len(&self, ns: &Namespace) -> Result<u64> {
+        only_default(ns)?;
+        self.store_only("len inside a guest transaction", "", wit::Store::len)
+    }
+
+    fn size(&self, ns: &Namespace) -> Result<u64> {
+        only_default(ns)?;
+        self.store.size().map_err(|e| to_error(e, ""))
+    }
+
+    fn keys_page(
+        &self,
+        ns: &Namespace,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        only_default(ns)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        self.store_only("keys inside a guest transaction", prefix, |s| {
+            s.keys(prefix, after, limit).map(|p| p.keys)
+        })
+    }
+
+    fn count_prefix(&self, ns: &Namespace, prefix: &str) -> Result<u64> {
+        // Through key pages: the interface has no count.
+        let mut n = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = Engine::keys_page(self, ns, prefix, after.as_deref(), 1000)?;
+            n += page.len() as u64;
+            if page.len() < 1000 {
+                return Ok(n);
+            }
+            after = page.last().cloned();
+        }
+    }
+
+    fn set(&self, ns: &Namespace, key: &str, value: &[u8], opts: &SetOptions) -> Result<()> {
+        only_default(ns)?;
+        let o = wit_options(opts);
+        self.route(
+            key,
+            |t| t.set(key, value, o.as_ref()),
+            |s| s.set(key, value, o.as_ref()),
+        )
+        .map_err(|e| with_len(e, value.len()))
+    }
+
+    fn set_many(&self, ns: &Namespace, entries: &[(&str, &[u8])], opts: &SetOptions) -> Result<()> {
+        only_default(ns)?;
         let owned: Vec<(String, Vec<u8>)> = entries
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
@@ -265,17 +416,8 @@ impl<P: Policy> Backend for Engine<P> {
         })
     }
 
-    fn set(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<()> {
-        let o = wit_options(opts);
-        self.route(
-            key,
-            |t| t.set(key, value, o.as_ref()),
-            |s| s.set(key, value, o.as_ref()),
-        )
-        .map_err(|e| with_len(e, value.len()))
-    }
-
-    fn add(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<bool> {
+    fn add(&self, ns: &Namespace, key: &str, value: &[u8], opts: &SetOptions) -> Result<bool> {
+        only_default(ns)?;
         let o = wit_options(opts);
         self.route(
             key,
@@ -285,94 +427,35 @@ impl<P: Policy> Backend for Engine<P> {
         .map_err(|e| with_len(e, value.len()))
     }
 
-    fn delete(&self, key: &str) -> Result<bool> {
+    fn delete(&self, ns: &Namespace, key: &str) -> Result<bool> {
+        only_default(ns)?;
         self.route(key, |t| t.delete(key), |s| s.delete(key))
     }
 
-    fn pop(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.store_only("pop inside a guest transaction", key, |s| s.pop(key))
+    fn pop_entry(&self, ns: &Namespace, key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>> {
+        only_default(ns)?;
+        let v = self.store_only("pop inside a guest transaction", key, |s| s.pop(key))?;
+        Ok(v.map(|v| {
+            let size = v.len() as u64;
+            (
+                v,
+                EntryInfo {
+                    size,
+                    ..EntryInfo::empty()
+                },
+            )
+        }))
     }
 
-    fn get_entry(&self, _key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>> {
-        Err(Error::Unsupported(
-            "entry metadata is not part of the plugin interface",
-        ))
-    }
-
-    fn pop_entry(&self, _key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>> {
-        Err(Error::Unsupported(
-            "entry metadata is not part of the plugin interface",
-        ))
-    }
-
-    fn metadata(&self, _name: &str) -> Result<Option<String>> {
-        Err(Error::Unsupported(
-            "store metadata is not part of the plugin interface",
-        ))
-    }
-
-    fn set_metadata(&self, _name: &str, _value: Option<&str>) -> Result<()> {
-        Err(Error::Unsupported(
-            "store metadata is not part of the plugin interface",
-        ))
-    }
-
-    fn max_size(&self) -> u64 {
-        0
-    }
-
-    fn set_max_size(&self, _bytes: u64) -> Result<()> {
-        Err(Error::Unsupported(
-            "a plugin's byte quota is set by its host",
-        ))
-    }
-
-    fn evict(&self) -> Result<u64> {
-        Err(Error::Unsupported("eviction runs on the host"))
-    }
-
-    fn touch(&self, key: &str, expire: Option<Duration>) -> Result<bool> {
+    fn touch(&self, ns: &Namespace, key: &str, expire: Option<Duration>) -> Result<bool> {
+        only_default(ns)?;
         self.store_only("touch inside a guest transaction", key, |s| {
             s.touch(key, expire.map(millis))
         })
     }
 
-    fn contains(&self, key: &str) -> Result<bool> {
-        self.route(key, |t| t.contains(key), |s| s.contains(key))
-    }
-
-    fn info(&self, _key: &str) -> Result<Option<EntryInfo>> {
-        Err(Error::Unsupported(
-            "entry_info is not part of the plugin interface",
-        ))
-    }
-
-    fn len(&self) -> Result<u64> {
-        self.store_only("len inside a guest transaction", "", wit::Store::len)
-    }
-
-    fn keys_page(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
-        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-        self.store_only("keys inside a guest transaction", prefix, |s| {
-            s.keys(prefix, after, limit).map(|p| p.keys)
-        })
-    }
-
-    fn clear(&self) -> Result<u64> {
-        self.store_only("clear inside a guest transaction", "", wit::Store::clear)
-    }
-
-    fn expire(&self) -> Result<u64> {
-        self.store_only("expire inside a guest transaction", "", wit::Store::expire)
-    }
-
-    fn evict_tag(&self, tag: &str) -> Result<u64> {
-        self.store_only("evict_tag inside a guest transaction", tag, |s| {
-            s.evict_tag(tag)
-        })
-    }
-
-    fn incr(&self, key: &str, delta: i128, default: i64) -> Result<i64> {
+    fn incr(&self, ns: &Namespace, key: &str, delta: i128, default: i64) -> Result<i64> {
+        only_default(ns)?;
         // The interface carries an s64 delta: `decr(i64::MIN)` is the one delta
         // outside it, and `decr` can express it.
         match i64::try_from(delta) {
@@ -394,59 +477,58 @@ impl<P: Policy> Backend for Engine<P> {
         }
     }
 
-    fn in_transaction(&self) -> bool {
-        self.tx
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .is_some()
+    fn clear(&self, ns: &Namespace) -> Result<u64> {
+        only_default(ns)?;
+        self.store_only("clear inside a guest transaction", "", wit::Store::clear)
     }
 
-    fn stats(&self) -> Stats {
-        let now = self
-            .store
-            .stats()
-            .map(|s| Stats {
-                hits: s.hits,
-                misses: s.misses,
-            })
-            .unwrap_or_default();
-        let base = *self
-            .stats_base
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Stats {
-            hits: now.hits.saturating_sub(base.hits),
-            misses: now.misses.saturating_sub(base.misses),
+    fn delete_prefix(&self, ns: &Namespace, prefix: &str) -> Result<u64> {
+        // Not atomic through the interface: key pages, then deletes.
+        let mut n = 0;
+        loop {
+            let page = Engine::keys_page(self, ns, prefix, None, 1000)?;
+            if page.is_empty() {
+                return Ok(n);
+            }
+            for k in &page {
+                if Engine::delete(self, ns, k)? {
+                    n += 1;
+                }
+            }
         }
     }
 
-    fn reset_stats(&self) {
-        if let Ok(s) = self.store.stats() {
-            *self
-                .stats_base
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Stats {
-                hits: s.hits,
-                misses: s.misses,
-            };
-        }
+    fn evict_tag(&self, ns: &Namespace, tag: &str) -> Result<u64> {
+        only_default(ns)?;
+        self.store_only("evict_tag inside a guest transaction", tag, |s| {
+            s.evict_tag(tag)
+        })
     }
 
-    fn size(&self) -> Result<u64> {
-        self.store.size().map_err(|e| to_error(e, ""))
+    fn expire(&self) -> Result<u64> {
+        self.store_only("expire inside a guest transaction", "", wit::Store::expire)
     }
 
-    fn volume(&self) -> Result<u64> {
-        self.size()
-    }
-
-    fn check(&self, _fix: bool) -> Result<CheckReport> {
+    fn compare_and_swap(
+        &self,
+        _ns: &Namespace,
+        _key: &str,
+        _expected: Option<Version>,
+        _new: Option<&[u8]>,
+        _opts: &SetOptions,
+    ) -> Result<bool> {
         Err(Error::Unsupported(
-            "check runs on the host, not inside a plugin",
+            "versions are not part of the plugin interface: use a transaction",
         ))
     }
 
-    fn begin(&self) -> Result<GuestTx<'_, P>> {
+    fn commit_optimistic(&self, _reads: &[ReadCheck], _writes: &[WriteOp]) -> Result<()> {
+        Err(Error::Unsupported(
+            "inside a plugin, `transact` is the host's optimistic transaction",
+        ))
+    }
+
+    fn begin(&self, _scope: Option<&str>) -> Result<Box<dyn EngineTx + '_>> {
         let mut guard = self
             .tx
             .lock()
@@ -463,10 +545,17 @@ impl<P: Policy> Backend for Engine<P> {
                 });
             }
         }
-        Ok(GuestTx {
+        Ok(Box::new(GuestTx {
             engine: self,
             done: false,
-        })
+        }))
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
     }
 
     fn try_lock(&self, name: &str, owner: &str, expire: Duration) -> Result<bool> {
@@ -509,7 +598,88 @@ impl<P: Policy> Backend for Engine<P> {
         })
     }
 
+    fn stats(&self) -> Stats {
+        let now = self
+            .store
+            .stats()
+            .map(|s| Stats {
+                hits: s.hits,
+                misses: s.misses,
+            })
+            .unwrap_or_default();
+        let base = *self
+            .stats_base
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Stats {
+            hits: now.hits.saturating_sub(base.hits),
+            misses: now.misses.saturating_sub(base.misses),
+        }
+    }
+
+    fn reset_stats(&self) {
+        if let Ok(s) = self.store.stats() {
+            *self
+                .stats_base
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Stats {
+                hits: s.hits,
+                misses: s.misses,
+            };
+        }
+    }
+
+    fn total_size(&self) -> Result<u64> {
+        self.store.size().map_err(|e| to_error(e, ""))
+    }
+
+    fn volume(&self) -> Result<u64> {
+        self.total_size()
+    }
+
+    fn check(&self, _fix: bool) -> Result<CheckReport> {
+        Err(Error::Unsupported(
+            "check runs on the host, not inside a plugin",
+        ))
+    }
+
     fn maintain(&self) -> Result<()> {
         Ok(())
+    }
+
+    fn metadata(&self, _name: &str) -> Result<Option<String>> {
+        Err(Error::Unsupported(
+            "store metadata is not part of the plugin interface",
+        ))
+    }
+
+    fn set_metadata(&self, _name: &str, _value: Option<&str>) -> Result<()> {
+        Err(Error::Unsupported(
+            "store metadata is not part of the plugin interface",
+        ))
+    }
+
+    fn max_size(&self) -> u64 {
+        0
+    }
+
+    fn set_max_size(&self, _bytes: u64) -> Result<()> {
+        Err(Error::Unsupported(
+            "a plugin's byte quota is set by its host",
+        ))
+    }
+
+    fn evict(&self) -> Result<u64> {
+        Err(Error::Unsupported("eviction runs on the host"))
+    }
+
+    fn reopen_dyn(&self) -> Result<Arc<dyn Engine>> {
+        Ok(Arc::new(self.reopen()?))
+    }
+}
+
+impl Reopen for GuestEngine {
+    fn reopen(&self) -> Result<Self> {
+        GuestEngine::open(&self.path.to_string_lossy())
     }
 }

@@ -1,6 +1,6 @@
-//! What a plugin crate needs: the core crate's cache API — the same `sciqlop_cache::Cache`
-//! native users have, backed inside the component by the host's `sciqlop:cache` import
-//! (core's `guest` feature) — plus the glue exporting the `plugin` world's `run`.
+//! What a plugin crate needs: the core crate's cache API — the same `Store` API native
+//! users have, on the guest engine (core's `guest` feature: `sciqlop_cache::engine::guest`,
+//! the host's `sciqlop:cache` import) — plus the glue exporting the `plugin` world's `run`.
 //!
 //! A plugin implements [`Plugin`] and exports it with [`export_plugin!`]:
 //!
@@ -17,7 +17,8 @@
 //! cache_guest::export_plugin!(Hello);
 //! ```
 
-pub use sciqlop_cache::{Cache, Error, Result, SetOptions, Stats};
+pub use sciqlop_cache::engine::guest::{Cache, Index};
+pub use sciqlop_cache::{Error, Result, SetOptions, Stats};
 
 /// The `plugin` world's bindings. The cache import is core's own (no second copy of the
 /// import types): only the `run` export is generated here.

@@ -4,7 +4,7 @@
 //!
 //! Usage: `counter-cmd NAME...` prints `NAME: COUNT` for each name.
 
-use sciqlop_cache::Cache;
+use sciqlop_cache::engine::guest::Cache;
 
 fn main() {
     let cache = match Cache::open("counters") {

@@ -67,22 +67,22 @@ impl Target for Cache {
 
 impl Target for FanoutCache {
     fn incr(&self, key: &str) -> Result<i64, Error> {
-        FanoutCache::incr(self, key, 1, 0)
+        (**self).incr(key, 1, 0)
     }
     fn add(&self, key: &str, v: &[u8]) -> Result<bool, Error> {
-        FanoutCache::add(self, key, v)
+        (**self).add(key, v)
     }
     fn set(&self, key: &str, v: &[u8]) -> Result<(), Error> {
-        FanoutCache::set(self, key, v)
+        (**self).set(key, v)
     }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        FanoutCache::get(self, key)
+        (**self).get(key)
     }
     fn delete(&self, key: &str) -> Result<bool, Error> {
-        FanoutCache::delete(self, key)
+        (**self).delete(key)
     }
     fn pop(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        FanoutCache::pop(self, key)
+        (**self).pop(key)
     }
     fn set_pair(&self, a: &str, b: &str, version: u64) -> Result<(), Error> {
         // A transaction spans one shard: pair `a` with `b` only when they share it.

@@ -85,7 +85,7 @@ struct Owner {
 impl Drop for Owner {
     fn drop(&mut self) {
         // Every temporary file of this owner is gone (each holds the owner).
-        if self.pid == std::process::id() {
+        if self.pid == crate::platform::pid() {
             let _ = fs::remove_file(&self.path);
         }
     }
@@ -244,7 +244,7 @@ impl FileTier {
     fn owner(&self) -> Result<Arc<Owner>> {
         let mut slot = self.owner.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(o) = slot.as_ref()
-            && o.pid == std::process::id()
+            && o.pid == crate::platform::pid()
         {
             return Ok(o.clone());
         }
@@ -289,7 +289,7 @@ impl FileTier {
         Ok(Owner {
             name,
             path: visible,
-            pid: std::process::id(),
+            pid: crate::platform::pid(),
             _lock: file,
         })
     }

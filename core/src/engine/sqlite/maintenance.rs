@@ -1,8 +1,7 @@
-//! Background upkeep (recency flush, expiry purge, eviction, WAL checkpoints) and the
-//! integrity check.
+//! The background thread: runs the upkeep (recency flush, expiry purge, eviction,
+//! freeing space on a full disk) and watches the WAL (checkpoints once writes pause,
+//! restarts when it grows too long, the read pin).
 
-use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -11,8 +10,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use rusqlite::Connection;
 
-use super::Shared;
-use crate::options::CheckReport;
+use super::{Shared, connection};
 use crate::{Error, Result};
 
 /// Wake-up flags between a store and its maintenance thread.
@@ -136,19 +134,24 @@ fn run(shared: &Shared) {
             }
             std::mem::take(&mut st.0)
         };
-        let mut result = Ok(());
         if freed_at.is_none_or(|t| t.elapsed() >= FREE_EVERY)
-            && shared.take_disk_full()
+            && shared.disk_full_pending()
             && let Some(conn) = wal.conn.as_ref()
         {
             freed_at = Some(Instant::now());
-            result = shared.free_space(conn).map(|_| ());
+            shared.take_disk_full();
+            if let Err(e) = shared.free_space(conn) {
+                // Tried again in a second (the flag keeps the thread polling).
+                shared.note_disk_full();
+                tracing::warn!(dir = %shared.dir.display(), error = %e, "freeing space failed");
+            }
         }
-        if woken || last_tick.elapsed() >= every {
-            last_tick = Instant::now();
-            result = tick(shared);
-        }
-        if let Err(e) = result {
+        if (woken || last_tick.elapsed() >= every)
+            && let Err(e) = {
+                last_tick = Instant::now();
+                tick(shared)
+            }
+        {
             tracing::warn!(dir = %shared.dir.display(), error = %e, "cache maintenance failed");
         }
         match wal.update(shared) {
@@ -179,6 +182,8 @@ struct WalWatch {
     changed_at: Instant,
     /// The WAL has been copied back entirely since then.
     copied: bool,
+    /// And its file truncated to zero bytes.
+    truncated: bool,
     /// When pooled reads were last noticed.
     read_at: Option<Instant>,
     /// After an error, nothing is tried before this time.
@@ -193,7 +198,7 @@ const BACK_OFF: Duration = Duration::from_secs(1);
 
 /// How long the thread's checkpoints wait for other connections (writers, readers of
 /// other processes) before giving up for the moment.
-const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
+pub(crate) const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 
 impl WalWatch {
     fn new(shared: &Shared) -> Self {
@@ -203,6 +208,7 @@ impl WalWatch {
             version: None,
             changed_at: Instant::now(),
             copied: false,
+            truncated: false,
             read_at: None,
             paused_until: None,
         }
@@ -224,6 +230,9 @@ impl WalWatch {
         if shared.pin.is_held() || shared.commits() != self.commits || shared.signal.wal_full() {
             return PIN_POLL;
         }
+        if shared.disk_full_pending() {
+            return FREE_EVERY;
+        }
         let mut wait = Duration::MAX;
         if !self.copied {
             wait = (self.changed_at + QUIET)
@@ -244,11 +253,11 @@ impl WalWatch {
         if self.conn.is_none() {
             self.conn = Some(shared.open_reader_waiting(CHECKPOINT_WAIT)?);
         }
-        let Some(conn) = self.conn.as_ref() else {
+        let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
         if shared.signal.take_wal_full()
-            && let Err(e) = shared.restart_wal(conn, CHECKPOINT_WAIT)
+            && let Err(e) = connection::restart_wal(conn, &shared.pin, CHECKPOINT_WAIT)
         {
             // Other processes' writers or readers did not let go in time: try again.
             shared.signal.set_wal_full();
@@ -272,14 +281,23 @@ impl WalWatch {
         }
         let quiet_for = now.duration_since(self.changed_at);
         if !self.copied && quiet_for >= QUIET {
-            // The pin (on the mark of the last commit) would not stop this checkpoint,
-            // but readers use mark 0 once it completes: take the pin again below.
+            // A passive checkpoint waits for no one and, once complete, lets every new
+            // reader skip the WAL. The pin (on the mark of the last commit) would not
+            // stop it, but readers use mark 0 once it completes: take the pin again
+            // below.
             shared.pin.release();
-            self.copied = shared.checkpoint(conn)?;
+            self.copied = connection::passive_checkpoint(conn).map_err(|e| shared.sql_err(e))?;
+            self.truncated = false;
             if !self.copied {
                 // A reader of another process holds part of it: try again later.
                 self.changed_at = now;
             }
+        }
+        if self.copied && !self.truncated {
+            // Then the file goes back to zero bytes, as soon as no reader of any process
+            // is left on the WAL (tried at every poll while writes stay paused; never
+            // waited for).
+            self.truncated = connection::try_truncate_wal(conn).map_err(|e| shared.sql_err(e))?;
         }
         let reading = self.read_at.is_some_and(|t| now.duration_since(t) < QUIET);
         if shared.pin.is_held() {
@@ -305,119 +323,4 @@ fn tick(shared: &Shared) -> Result<()> {
         tracing::debug!(error = %e, "the reserve cannot be made yet");
     }
     Ok(())
-}
-
-/// Puts the true totals in row 0 of the (sharded, additive) totals and zeroes the rest.
-const RECOUNT: &str = "UPDATE totals SET
-    count = iif(id = 0, (SELECT count(*) FROM entries), 0),
-    size = iif(id = 0, (SELECT coalesce(sum(size), 0) FROM entries), 0),
-    file_size = iif(id = 0, (SELECT coalesce(sum(size), 0) FROM entries WHERE file IS NOT NULL), 0)";
-
-/// Verifies (and with `fix`, repairs) the store. Holds the write lock throughout so that
-/// no value file is being installed while files and rows are compared.
-pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
-    let mut report = CheckReport::default();
-    let mut to_remove: Vec<PathBuf> = Vec::new();
-    shared.write(true, |w| {
-        let err = |e| shared.sql_err(e);
-        let quick: String = w
-            .conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(err)?;
-        report.sqlite_integrity_ok = quick == "ok";
-
-        let mut referenced = HashSet::new();
-        let mut dangling = Vec::new();
-        let mut resize = Vec::new();
-        // Sums of what the rows record, to compare with the maintained totals.
-        let (mut count, mut size, mut file_size) = (0u64, 0u64, 0u64);
-        {
-            let mut st = w
-                .conn
-                .prepare("SELECT key, file, size, length(value) FROM entries")
-                .map_err(err)?;
-            let mut rows = st.query([]).map_err(err)?;
-            while let Some(r) = rows.next().map_err(err)? {
-                let id: String = r.get(0).map_err(err)?;
-                let file: Option<String> = r.get(1).map_err(err)?;
-                let recorded: i64 = r.get(2).map_err(err)?;
-                count += 1;
-                size = size.wrapping_add(recorded as u64);
-                match file {
-                    Some(f) => {
-                        file_size = file_size.wrapping_add(recorded as u64);
-                        // Missing, truncated, changed (checksum), not one of ours, or
-                        // not a regular file: the row cannot be served.
-                        if shared
-                            .files
-                            .verify_file(&f, recorded.max(0) as u64)
-                            .is_err()
-                        {
-                            dangling.push(id);
-                        }
-                        referenced.insert(f);
-                    }
-                    None => {
-                        let actual: i64 = r.get::<_, Option<i64>>(3).map_err(err)?.unwrap_or(0);
-                        if actual != recorded {
-                            resize.push((id, actual));
-                        }
-                    }
-                }
-            }
-        }
-        report.dangling_rows = dangling.len() as u64;
-        report.size_mismatches = resize.len() as u64;
-        report.counters_consistent = shared.totals(&w.conn)? == (count, size, file_size);
-
-        let (files, stale_temps) = shared.files.scan()?;
-        let orphans: Vec<PathBuf> = files
-            .iter()
-            .filter(|f| !referenced.contains(*f))
-            .map(|f| shared.files.data.join(f))
-            .collect();
-        report.orphaned_files = (orphans.len() + stale_temps.len()) as u64;
-
-        if fix {
-            for id in &dangling {
-                shared.exec(w, super::schema::DELETE_KEY, [id])?;
-            }
-            for (id, actual) in &resize {
-                shared.exec(
-                    w,
-                    "UPDATE entries SET size = ?2 WHERE key = ?1",
-                    rusqlite::params![id, actual],
-                )?;
-            }
-            if !report.counters_consistent {
-                w.conn.execute(RECOUNT, []).map_err(err)?;
-            }
-            to_remove.extend(orphans);
-            to_remove.extend(stale_temps);
-        }
-        Ok(())
-    })?;
-    for p in &to_remove {
-        // Not following links: a directory (or link) in a value file's place goes, never
-        // what a link points to.
-        let is_dir = std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
-        let removed = if is_dir {
-            std::fs::remove_dir_all(p)
-        } else {
-            std::fs::remove_file(p)
-        };
-        if let Err(e) = removed
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            return Err(Error::io(
-                format!("removing orphan file {}", p.display()),
-                e,
-            ));
-        }
-    }
-    let problems = report.orphaned_files + report.dangling_rows + report.size_mismatches > 0
-        || !report.counters_consistent;
-    report.fixed = fix && problems;
-    report.ok = report.sqlite_integrity_ok && (fix || !problems);
-    Ok(report)
 }

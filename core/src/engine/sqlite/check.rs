@@ -1,0 +1,135 @@
+//! The integrity check: SQLite's own, every row against its value file (present, whole,
+//! checksum), the maintained totals against the rows, files without rows; and with
+//! `fix`, the repairs.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use super::{Shared, schema};
+use crate::options::CheckReport;
+use crate::{Error, Result};
+
+/// Puts the true totals in row 0 of the (sharded, additive) totals and zeroes the rest.
+/// Puts the true totals of each namespace in its first totals row (`ns * 16`) and zeroes
+/// its other rows.
+const RECOUNT: &str = "UPDATE totals SET
+    count = iif(id = 0, (SELECT count(*) FROM entries),
+        iif(id % 16 = 0, (SELECT count(*) FROM ns_entries WHERE ns = totals.id / 16), 0)),
+    size = iif(id = 0, (SELECT coalesce(sum(size), 0) FROM entries),
+        iif(id % 16 = 0,
+            (SELECT coalesce(sum(size), 0) FROM ns_entries WHERE ns = totals.id / 16), 0)),
+    file_size = iif(id = 0, (SELECT coalesce(sum(size), 0) FROM entries WHERE file IS NOT NULL),
+        iif(id % 16 = 0, (SELECT coalesce(sum(size), 0) FROM ns_entries
+            WHERE ns = totals.id / 16 AND file IS NOT NULL), 0))";
+
+/// Verifies (and with `fix`, repairs) the store. Holds the write lock throughout so that
+/// no value file is being installed while files and rows are compared.
+pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
+    let mut report = CheckReport::default();
+    let mut to_remove: Vec<PathBuf> = Vec::new();
+    shared.write(true, |w| {
+        let err = |e| shared.sql_err(e);
+        let quick: String = w
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(err)?;
+        report.sqlite_integrity_ok = quick == "ok";
+
+        let mut referenced = HashSet::new();
+        let mut dangling = Vec::new();
+        let mut resize = Vec::new();
+        // Per namespace, sums of what the rows record, to compare with the totals.
+        let mut sums: HashMap<i64, (u64, u64, u64)> = HashMap::new();
+        for sql in schema::ALL_ROWS.both() {
+            let mut st = w.conn.prepare(sql).map_err(err)?;
+            let mut rows = st.query([]).map_err(err)?;
+            while let Some(r) = rows.next().map_err(err)? {
+                let ns: i64 = r.get(0).map_err(err)?;
+                let id: (i64, String) = (ns, r.get(1).map_err(err)?);
+                let file: Option<String> = r.get(2).map_err(err)?;
+                let recorded: i64 = r.get(3).map_err(err)?;
+                let (count, size, file_size) = sums.entry(ns).or_default();
+                *count += 1;
+                *size = size.wrapping_add(recorded as u64);
+                match file {
+                    Some(f) => {
+                        *file_size = file_size.wrapping_add(recorded as u64);
+                        // Missing, truncated, changed (checksum), not one of ours, or
+                        // not a regular file: the row cannot be served.
+                        if shared
+                            .files
+                            .verify_file(&f, recorded.max(0) as u64)
+                            .is_err()
+                        {
+                            dangling.push(id);
+                        }
+                        referenced.insert(f);
+                    }
+                    None => {
+                        let actual: i64 = r.get::<_, Option<i64>>(4).map_err(err)?.unwrap_or(0);
+                        if actual != recorded {
+                            resize.push((id, actual));
+                        }
+                    }
+                }
+            }
+        }
+        report.dangling_rows = dangling.len() as u64;
+        report.size_mismatches = resize.len() as u64;
+        report.counters_consistent = true;
+        for ns in shared.namespaces_on(&w.conn)? {
+            let want = sums.remove(&(ns.id() as i64)).unwrap_or_default();
+            if shared.totals(&w.conn, Some(&ns))? != want {
+                report.counters_consistent = false;
+            }
+        }
+        // Rows of a namespace that is not registered have no totals at all.
+        report.counters_consistent &= sums.is_empty();
+
+        let (files, stale_temps) = shared.files.scan()?;
+        let orphans: Vec<PathBuf> = files
+            .iter()
+            .filter(|f| !referenced.contains(*f))
+            .map(|f| shared.files.data.join(f))
+            .collect();
+        report.orphaned_files = (orphans.len() + stale_temps.len()) as u64;
+
+        if fix {
+            for (ns, key) in &dangling {
+                shared.exec(w, schema::DELETE_KEY.of_id(*ns), (ns, key))?;
+            }
+            for ((ns, key), actual) in &resize {
+                shared.exec(w, schema::SET_SIZE.of_id(*ns), (ns, key, actual))?;
+            }
+            if !report.counters_consistent {
+                w.conn.execute(RECOUNT, []).map_err(err)?;
+            }
+            to_remove.extend(orphans);
+            to_remove.extend(stale_temps);
+        }
+        Ok(())
+    })?;
+    for p in &to_remove {
+        // Not following links: a directory (or link) in a value file's place goes, never
+        // what a link points to.
+        let is_dir = std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+        let removed = if is_dir {
+            std::fs::remove_dir_all(p)
+        } else {
+            std::fs::remove_file(p)
+        };
+        if let Err(e) = removed
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(Error::io(
+                format!("removing orphan file {}", p.display()),
+                e,
+            ));
+        }
+    }
+    let problems = report.orphaned_files + report.dangling_rows + report.size_mismatches > 0
+        || !report.counters_consistent;
+    report.fixed = fix && problems;
+    report.ok = report.sqlite_integrity_ok && (fix || !problems);
+    Ok(report)
+}

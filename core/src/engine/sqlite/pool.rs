@@ -1,0 +1,72 @@
+//! The reader connections: in WAL mode readers never wait for the writer nor for each
+//! other. A read inside this thread's transaction runs on the writer (to see the
+//! transaction's own writes).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::{Shared, connection, thread_token};
+use crate::platform::PLATFORM;
+use crate::{Error, Result};
+
+impl Shared {
+    pub(crate) fn open_reader(&self) -> Result<Connection> {
+        self.open_reader_waiting(self.config.busy_timeout)
+    }
+
+    /// A reader connection whose busy handler gives up after `timeout`.
+    pub(crate) fn open_reader_waiting(&self, timeout: Duration) -> Result<Connection> {
+        let mut conn = connection::open(&self.db_path, &self.config, false)?;
+        connection::configure(&mut conn, timeout, None).map_err(|e| self.sql_err(e))?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on a connection that sees this thread's view: the writer inside this
+    /// thread's transaction, otherwise a pooled reader.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if !PLATFORM.wal || self.tx_owner.load(Ordering::Acquire) == thread_token() {
+            let guard = self.lock_writer()?;
+            let w = guard.borrow();
+            if w.aborted {
+                return Err(Error::TransactionAborted);
+            }
+            return f(&w.conn);
+        }
+        if !self.reading.load(Ordering::Relaxed) {
+            // First read since the maintenance thread last looked: let it pin reads.
+            self.reading.store(true, Ordering::Relaxed);
+            self.signal.nudge();
+        }
+        let n = self.readers.len();
+        let start = (thread_token() as usize) % n;
+        for i in 0..n {
+            if let Some(mut slot) = self.readers[(start + i) % n].try_lock() {
+                if slot.is_none() {
+                    *slot = Some(self.open_reader()?);
+                }
+                if let Some(conn) = slot.as_ref() {
+                    return f(conn);
+                }
+            }
+        }
+        // Every pooled connection is busy (or re-entered): use a fresh one.
+        f(&self.open_reader()?)
+    }
+
+    /// Takes the read pin (see `pin`), released at once if a commit came since
+    /// `commits`.
+    pub(crate) fn pin_reads(&self, commits: u64) -> Result<()> {
+        self.pin.take(
+            || self.open_reader(),
+            || self.commits() == commits,
+            |e| self.sql_err(e),
+        )
+    }
+
+    /// Whether pooled reads ran since the last call.
+    pub(crate) fn take_read_activity(&self) -> bool {
+        self.reading.swap(false, Ordering::Relaxed)
+    }
+}
