@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::ffi::{CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use sciqlop_cache::Error;
+use sqc_core::Error;
 
 /// What a call returned: `SQC_STATUS_OK` (0) or what went wrong. The message of the
 /// calling thread's last failure is `sqc_last_error`.
@@ -242,4 +242,42 @@ pub extern "C" fn sqc_status_name(status: i32) -> *const c_char {
         .find(|s| **s as i32 == status)
         .map_or(c"unknown status", |s| s.name())
         .as_ptr()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last() -> String {
+        // SAFETY: sqc_last_error returns a valid NUL-terminated string.
+        unsafe { std::ffi::CStr::from_ptr(sqc_last_error()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_and_a_message() {
+        assert_eq!(guard(|| panic!("boom {}", 42)), sqc_status::Panic);
+        assert!(last().contains("boom 42"), "{}", last());
+        assert_eq!(guard(|| panic!("static")), sqc_status::Panic);
+        assert!(last().contains("static"));
+        // Success leaves the message alone; failures replace it (NULs dropped).
+        assert_eq!(guard(|| Ok(())), sqc_status::Ok);
+        assert!(last().contains("static"));
+        assert_eq!(
+            guard(|| Err(fail(sqc_status::Other, "with\0nul"))),
+            sqc_status::Other
+        );
+        assert_eq!(last(), "withnul");
+    }
+
+    #[test]
+    fn every_status_has_a_name() {
+        for s in sqc_status::ALL {
+            // SAFETY: static NUL-terminated strings.
+            let name = unsafe { std::ffi::CStr::from_ptr(sqc_status_name(s as i32)) };
+            assert!(!name.to_bytes().is_empty());
+        }
+        assert_eq!(sqc_status::ALL.len(), sqc_status::Other as usize + 1);
+    }
 }

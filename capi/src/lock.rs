@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sciqlop_cache::{CacheKind, IndexKind, Lock};
+use sqc_core::{CacheKind, IndexKind, Lock};
 
 use crate::args::{self, Out};
 use crate::error::{Res, fail, guard, sqc_status};
@@ -19,7 +19,7 @@ enum AnyLock<'a> {
 }
 
 impl AnyLock<'_> {
-    fn release(self) -> sciqlop_cache::Result<()> {
+    fn release(self) -> sqc_core::Result<()> {
         match self {
             AnyLock::Cache(l) => l.release(),
             AnyLock::Index(l) => l.release(),

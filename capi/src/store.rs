@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sciqlop_cache::{
+use sqc_core::{
     Builder, Cache, CheckReport, FanoutCache, FanoutIndex, Index, Policy, SetOptions, Transaction,
 };
 

@@ -11,7 +11,7 @@ use std::ffi::c_char;
 use std::sync::Arc;
 use std::thread::ThreadId;
 
-use sciqlop_cache::Transaction;
+use sqc_core::Transaction;
 
 use crate::args::{self, Out};
 use crate::error::{Res, fail, guard, sqc_status};

@@ -27,3 +27,17 @@ fn checked_in_header_is_up_to_date() {
         path.display()
     );
 }
+
+#[test]
+fn soname_carries_the_abi_version() {
+    let build = include_str!("../build.rs");
+    let soname = format!("libsciqlop_cache.so.{}", sciqlop_cache::SQC_ABI_VERSION);
+    assert!(
+        build.contains(&soname),
+        "build.rs must set the soname {soname}"
+    );
+    assert_eq!(
+        sciqlop_cache::sqc_abi_version(),
+        sciqlop_cache::SQC_ABI_VERSION
+    );
+}
