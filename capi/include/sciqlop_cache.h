@@ -699,6 +699,63 @@ enum sqc_status sqc_evict_tag(struct sqc_store store,
                               uint64_t *removed);
 
 /**
+ * Removes every expired entry now; `out` (may be null) gets how many. Cache kinds.
+ *
+ * # Safety
+ * `out` is null or valid for writes.
+ */
+enum sqc_status sqc_expire(struct sqc_store store, uint64_t *out);
+
+/**
+ * Removes every entry; `out` (may be null) gets how many.
+ *
+ * # Safety
+ * `out` is null or valid for writes.
+ */
+enum sqc_status sqc_clear(struct sqc_store store, uint64_t *out);
+
+/**
+ * Evicts least-recently-used entries now, if the values exceed the bound, down to
+ * 90 % of it; `out` (may be null) gets how many. Cache kinds.
+ *
+ * # Safety
+ * `out` is null or valid for writes.
+ */
+enum sqc_status sqc_evict(struct sqc_store store, uint64_t *out);
+
+/**
+ * Number of live entries (exact, no scan).
+ *
+ * # Safety
+ * `out` is valid for writes.
+ */
+enum sqc_status sqc_len(struct sqc_store store, uint64_t *out);
+
+/**
+ * Bytes of stored values (expired entries count until purged).
+ *
+ * # Safety
+ * `out` is valid for writes.
+ */
+enum sqc_status sqc_size(struct sqc_store store, uint64_t *out);
+
+/**
+ * Bytes on disk: database, WAL and value files.
+ *
+ * # Safety
+ * `out` is valid for writes.
+ */
+enum sqc_status sqc_volume(struct sqc_store store, uint64_t *out);
+
+/**
+ * The bound on bytes of values (0: unbounded). Cache kinds.
+ *
+ * # Safety
+ * `out` is valid for writes.
+ */
+enum sqc_status sqc_max_size(struct sqc_store store, uint64_t *out);
+
+/**
  * Changes the bound on bytes of values (0: unbounded) for this handle from now on
  * (eviction starts in the background if the store is over it). Cache kinds.
  */
@@ -754,7 +811,9 @@ enum sqc_status sqc_set_metadata(struct sqc_store store,
 
 /**
  * Begins a transaction on `store` (on a fanout: on the shard of `key`, which is then
- * required; single stores ignore it, null is fine). Until it ends, everything this
+ * required, and the transaction covers that shard's keys only: a key of another shard
+ * written meanwhile is written at once, outside it; single stores ignore `key`, null
+ * is fine). Until it ends, everything this
  * thread does on the store joins it; one begun inside another is a savepoint. Other
  * threads and processes see nothing until the commit and their writes wait for it, so
  * the thread must not wait for another thread's write meanwhile. It must be committed

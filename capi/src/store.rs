@@ -688,59 +688,117 @@ pub unsafe extern "C" fn sqc_evict_tag(
     })
 }
 
-/// Defines an entry point `store -> u64` (count or size) writing to a nullable or
-/// required out-pointer.
-macro_rules! count_fn {
-    ($(#[$doc:meta])* $name:ident, $required:expr, |$s:ident| $body:expr) => {
-        $(#[$doc])*
-        ///
-        /// # Safety
-        /// `out` is valid for writes (or null where allowed).
-        #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name(store: sqc_store, out: *mut u64) -> sqc_status {
-            guard(|| {
-                if $required && out.is_null() {
-                    return Err(fail(sqc_status::NullPointer, "out is a null pointer"));
-                }
-                // SAFETY: the function's contract.
-                let out = unsafe { OptOut::new(out) };
-                let $s = &*self::store(store)?;
-                out.set($body?);
-                Ok(())
-            })
+/// Runs `f` on the store and writes its count to `out` (required or nullable).
+///
+/// # Safety
+/// `out` is null or valid for writes.
+unsafe fn count_into(
+    store: sqc_store,
+    out: *mut u64,
+    required: bool,
+    f: impl FnOnce(&StoreObj) -> Res<u64>,
+) -> sqc_status {
+    guard(|| {
+        if required && out.is_null() {
+            return Err(fail(sqc_status::NullPointer, "out is a null pointer"));
         }
-    };
+        // SAFETY: forwarded contract.
+        let out = unsafe { OptOut::new(out) };
+        out.set(f(&*self::store(store)?)?);
+        Ok(())
+    })
 }
 
-count_fn!(
-    /// Removes every expired entry now; `out` (may be null) gets how many. Cache kinds.
-    sqc_expire, false, |obj| cache_store!(obj, "expire", s => Ok(s.expire()?))
-);
-count_fn!(
-    /// Removes every entry; `out` (may be null) gets how many.
-    sqc_clear, false, |obj| any_store!(obj, s => s.clear())
-);
-count_fn!(
-    /// Evicts least-recently-used entries now, if the values exceed the bound, down to
-    /// 90 % of it; `out` (may be null) gets how many. Cache kinds.
-    sqc_evict, false, |obj| cache_store!(obj, "evict", s => Ok(s.evict()?))
-);
-count_fn!(
-    /// Number of live entries (exact, no scan).
-    sqc_len, true, |obj| any_store!(obj, s => s.len())
-);
-count_fn!(
-    /// Bytes of stored values (expired entries count until purged).
-    sqc_size, true, |obj| any_store!(obj, s => s.size())
-);
-count_fn!(
-    /// Bytes on disk: database, WAL and value files.
-    sqc_volume, true, |obj| any_store!(obj, s => s.volume())
-);
-count_fn!(
-    /// The bound on bytes of values (0: unbounded). Cache kinds.
-    sqc_max_size, true, |obj| cache_store!(obj, "max_size", s => Ok::<_, crate::error::Failure>(s.max_size()))
-);
+/// Removes every expired entry now; `out` (may be null) gets how many. Cache kinds.
+///
+/// # Safety
+/// `out` is null or valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sqc_expire(store: sqc_store, out: *mut u64) -> sqc_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        count_into(store, out, false, |obj| {
+            Ok(cache_store!(obj, "expire", s => Ok(s.expire()?))?)
+        })
+    }
+}
+
+/// Removes every entry; `out` (may be null) gets how many.
+///
+/// # Safety
+/// `out` is null or valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sqc_clear(store: sqc_store, out: *mut u64) -> sqc_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        count_into(store, out, false, |obj| {
+            Ok(any_store!(obj, s => s.clear())?)
+        })
+    }
+}
+
+/// Evicts least-recently-used entries now, if the values exceed the bound, down to
+/// 90 % of it; `out` (may be null) gets how many. Cache kinds.
+///
+/// # Safety
+/// `out` is null or valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sqc_evict(store: sqc_store, out: *mut u64) -> sqc_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        count_into(store, out, false, |obj| {
+            Ok(cache_store!(obj, "evict", s => Ok(s.evict()?))?)
+        })
+    }
+}
+
+/// Number of live entries (exact, no scan).
+///
+/// # Safety
+/// `out` is valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sqc_len(store: sqc_store, out: *mut u64) -> sqc_status {
+    // SAFETY: forwarded contract.
+    unsafe { count_into(store, out, true, |obj| Ok(any_store!(obj, s => s.len())?)) }
+}
+
+/// Bytes of stored values (expired entries count until purged).
+///
+/// # Safety
+/// `out` is valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sqc_size(store: sqc_store, out: *mut u64) -> sqc_status {
+    // SAFETY: forwarded contract.
+    unsafe { count_into(store, out, true, |obj| Ok(any_store!(obj, s => s.size())?)) }
+}
+
+/// Bytes on disk: database, WAL and value files.
+///
+/// # Safety
+/// `out` is valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sqc_volume(store: sqc_store, out: *mut u64) -> sqc_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        count_into(store, out, true, |obj| {
+            Ok(any_store!(obj, s => s.volume())?)
+        })
+    }
+}
+
+/// The bound on bytes of values (0: unbounded). Cache kinds.
+///
+/// # Safety
+/// `out` is valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sqc_max_size(store: sqc_store, out: *mut u64) -> sqc_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        count_into(store, out, true, |obj| {
+            Ok(cache_store!(obj, "max_size", s => Ok::<_, crate::error::Failure>(s.max_size()))?)
+        })
+    }
+}
 
 /// Changes the bound on bytes of values (0: unbounded) for this handle from now on
 /// (eviction starts in the background if the store is over it). Cache kinds.

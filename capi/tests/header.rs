@@ -41,3 +41,28 @@ fn soname_carries_the_abi_version() {
         sciqlop_cache::SQC_ABI_VERSION
     );
 }
+
+#[test]
+fn every_exported_function_is_declared_in_the_header() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let header = std::fs::read_to_string(dir.join("include/sciqlop_cache.h")).expect("header");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir.join("src")).expect("src") {
+        let src = std::fs::read_to_string(entry.expect("entry").path()).expect("source");
+        for (_, rest) in src
+            .match_indices("extern \"C\" fn ")
+            .map(|(i, _)| src.split_at(i + 14))
+        {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            assert!(
+                header.contains(&format!("{name}(")),
+                "{name} is exported but not in the header (cbindgen does not see functions made by macros)"
+            );
+            n += 1;
+        }
+    }
+    assert!(n > 40, "found only {n} exported functions");
+}

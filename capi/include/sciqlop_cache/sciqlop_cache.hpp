@@ -25,7 +25,7 @@
 //   when destroyed uncommitted; everything the thread does on the store meanwhile joins
 //   it; it must end on the thread that began it. `cache.transact([&] { ... })` commits
 //   when the function returns and rolls back when it throws. Fanouts take a key: the
-//   transaction runs on that key's shard.
+//   transaction runs on that key's shard and covers that shard's keys only.
 // - Locks (RAII): `auto lk = cache.lock("name", 30s);` holds a cross-process lock until
 //   destroyed or lk.release(); it expires after 30 s even if the process dies.
 #pragma once
@@ -653,8 +653,9 @@ public:
         return begin_tx(nullptr, 0);
     }
 
-    /// Begins a transaction on the shard of key (every key used in it must route
-    /// there, else Error(SQC_STATUS_WRONG_SHARD)).
+    /// Begins a transaction on the shard of key. It covers the keys of that shard only:
+    /// a key of another shard written meanwhile is written at once, outside it (use
+    /// keys that share the transaction's key, e.g. one key per transaction).
     Transaction transaction(std::string_view key) const
         requires is_fanout
     {
