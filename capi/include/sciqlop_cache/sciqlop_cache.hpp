@@ -36,6 +36,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <iterator>
@@ -173,7 +174,7 @@ public:
     bool assign_nothrow(const void* p, std::size_t n) noexcept {
         reset();
         if (n == 0) return true;
-        own_.reset(new (std::nothrow) char[n]);
+        own_.reset(static_cast<char*>(std::malloc(n)));
         if (!own_) return false;
         std::memcpy(own_.get(), p, n);
         data_ = own_.get();
@@ -201,7 +202,10 @@ private:
         size_ = 0;
     }
 
-    std::unique_ptr<char[]> own_;
+    struct Free {
+        void operator()(char* p) const noexcept { std::free(p); }
+    };
+    std::unique_ptr<char, Free> own_;
     sqc_buf lib_{};
     const char* data_ = nullptr;
     std::size_t size_ = 0;
@@ -412,21 +416,20 @@ public:
 
     /// The value of key, or nullopt when absent or expired.
     std::optional<Buffer> get(std::string_view key) const {
-        struct Ctx {
-            Buffer buf;
-            bool oom = false;
-        } ctx;
+        // The value is copied once, from the database's buffer into the Buffer made in
+        // place in the returned optional (no intermediate copy, no move).
+        std::optional<Buffer> out;
         bool found = false;
         detail::check(sqc_get_with(
             h_, key.data(), key.size(),
-            [](void* c, const std::uint8_t* data, std::size_t len) noexcept {
-                auto* ctx = static_cast<Ctx*>(c);
-                ctx->oom = !ctx->buf.assign_nothrow(data, len);
+            [](void* o, const std::uint8_t* data, std::size_t len) noexcept {
+                auto& out = *static_cast<std::optional<Buffer>*>(o);
+                out.emplace();
+                if (!out->assign_nothrow(data, len)) out.reset();  // out of memory
             },
-            &ctx, &found));
-        if (ctx.oom) throw std::bad_alloc();
-        if (!found) return std::nullopt;
-        return std::optional<Buffer>(std::move(ctx.buf));
+            &out, &found));
+        if (found && !out) throw std::bad_alloc();
+        return out;
     }
 
     /// Reads the value of key into out (no allocation); returns its length, nullopt
