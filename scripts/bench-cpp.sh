@@ -43,8 +43,6 @@ for op in ("get", "get_into", "set"):
     label = op if op != "get_into" else "get_into*"
     print(f"{label:<10}{rc:>11.0f} ({rw:>6.0f}){cc:>11.0f} ({cw:>6.0f}){cc / rc:>8.3f}{cw / rw:>9.3f}")
 print("* get_into: the C++ read into a caller's buffer, against the Rust API's get")
-rc, cc = med("rust", "get", 1), med("rust", "cabi_get", 1)
-print(f"C ABI sqc_get called from the Rust benchmark itself: {cc:.0f} ns vs {rc:.0f} ns, ratio {cc / rc:.3f}")
 PY
 
 # Instructions per get (callgrind): (instructions of a run with N gets - of one with 0) / N.
@@ -53,17 +51,15 @@ ir() { # ir OUT CMD... -> total instructions of the run
     valgrind --tool=callgrind --callgrind-out-file="$1" "${@:2}" >/dev/null 2>"$1.log"
     sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$1.log"
 }
-r0=$(ir "$WORK/r0" "$TARGET/examples/bench_rust" "$WORK/i/r0" 0 0 get)
-r1=$(ir "$WORK/r1" "$TARGET/examples/bench_rust" "$WORK/i/r1" "$N" 0 get)
-r2=$(ir "$WORK/r2" "$TARGET/examples/bench_rust" "$WORK/i/r2" "$N" 0 cabi)
+r0=$(ir "$WORK/r0" "$TARGET/examples/bench_rust" "$WORK/i/r0" 0 0)
+r1=$(ir "$WORK/r1" "$TARGET/examples/bench_rust" "$WORK/i/r1" "$N" 0)
 c0=$(ir "$WORK/c0" "$WORK/bench" "$WORK/i/c0" 0 0 get)
 c1=$(ir "$WORK/c1" "$WORK/bench" "$WORK/i/c1" "$N" 0 get)
 c2=$(ir "$WORK/c2" "$WORK/bench" "$WORK/i/c2" "$N" 0 get_into)
-python3 - "$r0" "$r1" "$r2" "$c0" "$c1" "$c2" "$N" <<'PY'
+python3 - "$r0" "$r1" "$c0" "$c1" "$c2" "$N" <<'PY'
 import sys
-r0, r1, r2, c0, c1, c2, n = map(int, sys.argv[1:])
-rust, cabi, cpp, into = (r1 - r0) / n, (r2 - r0) / n, (c1 - c0) / n, (c2 - c0) / n
+r0, r1, c0, c1, c2, n = map(int, sys.argv[1:])
+rust, cpp, into = (r1 - r0) / n, (c1 - c0) / n, (c2 - c0) / n
 print(f"\ninstructions per 100 B get (callgrind, {n} gets): Rust API {rust:.0f}; "
-      f"C++ get {cpp:.0f} (ratio {cpp / rust:.3f}); C++ get_into {into:.0f} (ratio {into / rust:.3f}); "
-      f"C ABI sqc_get from Rust {cabi:.0f} (ratio {cabi / rust:.3f})")
+      f"C++ get {cpp:.0f} (ratio {cpp / rust:.3f}); C++ get_into {into:.0f} (ratio {into / rust:.3f})")
 PY

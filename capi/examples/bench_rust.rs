@@ -1,12 +1,11 @@
 //! The Rust side of the C++ wrapper's overhead benchmark (scripts/bench-cpp.sh): the
 //! same workload as capi/bench/bench.cpp, through the Rust API. Prints
 //! `rust get WALL CPU` and `rust set WALL CPU`: mean nanoseconds per operation, of wall
-//! time and of the thread's CPU time (which a busy shared machine disturbs less); and
-//! `rust cabi_get WALL CPU`: the same gets through the C ABI (`sqc_get`), from here.
+//! time and of the thread's CPU time (which a busy shared machine disturbs less).
 //!
-//! Usage: bench_rust DIR GETS SETS [get|cabi|all]   (the last: which get loops run)
+//! Usage: bench_rust DIR GETS SETS
 
-// One libc call (thread CPU time) and the C ABI's functions below.
+// One libc call (thread CPU time) below.
 #![allow(unsafe_code)]
 
 use std::time::Instant;
@@ -41,12 +40,9 @@ use sqc_core::Cache;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let (dir, gets, sets, ops) = match args.as_slice() {
-        [_, d, g, s] => (d, g, s, "all"),
-        [_, d, g, s, o] => (d, g, s, o.as_str()),
-        _ => return Err("usage: bench_rust DIR GETS SETS [get|cabi|all]".into()),
+    let [_, dir, gets, sets] = args.as_slice() else {
+        return Err("usage: bench_rust DIR GETS SETS".into());
     };
-    let (run_get, run_cabi) = (ops == "all" || ops == "get", ops == "all" || ops == "cabi");
     let (gets, sets): (usize, usize) = (gets.parse()?, sets.parse()?);
     let cache = Cache::open(dir)?;
     let keys: Vec<String> = (0..1000).map(|i| format!("key/{i:06}")).collect();
@@ -62,48 +58,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut bytes = 0usize;
     let (t, c) = (Instant::now(), thread_cpu_ns());
-    for i in 0..gets * usize::from(run_get) {
+    for i in 0..gets {
         bytes += cache.get(&keys[i % keys.len()])?.map_or(0, |v| v.len());
     }
     let get_cpu = (thread_cpu_ns() - c) / gets as f64;
     let get_ns = t.elapsed().as_nanos() as f64 / gets as f64;
-    // The same gets through this crate's C ABI (sqc_get into a caller buffer), from the
-    // same binary: the C layer's own cost, without the code-layout differences of
-    // another program.
-    let mut h = sciqlop_cache::sqc_store::default();
-    // SAFETY: `dir` is valid for its length; `h` is writable.
-    let st = unsafe {
-        sciqlop_cache::sqc_open(0, dir.as_ptr().cast(), dir.len(), std::ptr::null(), &mut h)
-    };
-    assert_eq!(st, sciqlop_cache::sqc_status::Ok);
-    let mut buf = [0u8; 256];
-    let (t, c) = (Instant::now(), thread_cpu_ns());
-    for i in 0..gets * usize::from(run_cabi) {
-        let k = &keys[i % keys.len()];
-        let (mut len, mut found) = (0usize, false);
-        // SAFETY: valid pointers for the call.
-        let st = unsafe {
-            sciqlop_cache::sqc_get(
-                h,
-                k.as_ptr().cast(),
-                k.len(),
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut len,
-                &mut found,
-            )
-        };
-        assert!(st == sciqlop_cache::sqc_status::Ok && found);
-        bytes += len;
-    }
-    let cabi_cpu = (thread_cpu_ns() - c) / gets as f64;
-    let cabi_ns = t.elapsed().as_nanos() as f64 / gets as f64;
-    assert_eq!(
-        bytes,
-        (usize::from(run_get) + usize::from(run_cabi)) * gets * 100
-    );
-    sciqlop_cache::sqc_close(h);
-
+    assert_eq!(bytes, gets * 100);
     let (t, c) = (Instant::now(), thread_cpu_ns());
     for i in 0..sets {
         cache.set(&keys[i % keys.len()], value)?;
@@ -111,7 +71,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let set_cpu = (thread_cpu_ns() - c) / sets as f64;
     let set_ns = t.elapsed().as_nanos() as f64 / sets as f64;
     println!("rust get {get_ns:.1} {get_cpu:.1}");
-    println!("rust cabi_get {cabi_ns:.1} {cabi_cpu:.1}");
     println!("rust set {set_ns:.1} {set_cpu:.1}");
     Ok(())
 }

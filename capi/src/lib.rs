@@ -42,6 +42,8 @@ mod error;
 mod handles;
 mod lock;
 mod store;
+#[cfg(test)]
+mod tests;
 mod tx;
 mod types;
 

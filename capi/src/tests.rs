@@ -1,13 +1,11 @@
 //! The C ABI called from Rust: results match the Rust API on the same directory, and
-//! bad input, closed handles and wrong threads are error codes.
-
-// Calling a C ABI takes `unsafe`, as in any C program using it.
-#![allow(unsafe_code)]
+//! bad input, closed handles and wrong threads are error codes. (Unit tests: the crate
+//! has no rlib, whose name would collide with the core's `libsciqlop_cache.rlib`.)
 
 use std::ffi::CStr;
 use std::ptr::{null, null_mut};
 
-use sciqlop_cache::*;
+use crate::*;
 use sqc_core::Cache;
 
 const NUL: usize = SQC_NUL_TERMINATED;
@@ -69,6 +67,17 @@ fn get(s: sqc_store, key: &str) -> Option<Vec<u8>> {
     // SAFETY: a buffer the library filled.
     unsafe { sqc_buf_free(&mut buf) };
     found.then_some(out)
+}
+
+#[test]
+fn soname_carries_the_abi_version() {
+    let build = include_str!("../build.rs");
+    let soname = format!("libsciqlop_cache.so.{SQC_ABI_VERSION}");
+    assert!(
+        build.contains(&soname),
+        "build.rs must set the soname {soname}"
+    );
+    assert_eq!(sqc_abi_version(), SQC_ABI_VERSION);
 }
 
 #[test]
