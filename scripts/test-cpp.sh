@@ -6,7 +6,8 @@
 #      ASan + UBSan (gcc's);
 #   3. the seed's C++ snippet, built with the pkg-config line and with CMake
 #      (find_package, shared and static), each run in an empty directory;
-#   4. interop: entries written from C++ read back by the Rust CLI (sqcache).
+#   4. interop: entries written from C++ read back by the Rust CLI (sqcache), and a
+#      counter written from C++ incremented by a WebAssembly plugin through the host.
 # Needs g++, pkg-config, cmake and doctest (scripts/setup.sh installs them).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,6 +57,8 @@ cmake --build "$WORK/cmake" -j 2 >/dev/null
 (cd "$(fresh)" && "$WORK/cmake/seed_static")
 
 step "interop: written from C++, read by the Rust CLI (sqcache)"
+# (Run alone, this builds the debug CLI, and below the host and the guests, if
+# scripts/test.sh has not already.)
 cargo build -q --locked -p sqcache
 SQCACHE="$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/sqcache"
@@ -75,10 +78,10 @@ expect "tag" "$("$SQCACHE" evict-tag "$IDIR" cpp --json | python3 -c 'import jso
 cat >"$WORK/read_counter.c" <<'C'
 #include "sciqlop_cache.h"
 #include <stdio.h>
-int main(int argc, char **argv) {
+int main(int argc, char **argv) { /* read_counter DIR KEY */
     sqc_store s; int64_t n = 0; bool found = false;
-    if (argc != 2 || sqc_open(SQC_KIND_CACHE, argv[1], SQC_NUL_TERMINATED, NULL, &s) != SQC_STATUS_OK ||
-        sqc_get_counter(s, "interop/counter", SQC_NUL_TERMINATED, &n, &found) != SQC_STATUS_OK || !found) {
+    if (argc != 3 || sqc_open(SQC_KIND_CACHE, argv[1], SQC_NUL_TERMINATED, NULL, &s) != SQC_STATUS_OK ||
+        sqc_get_counter(s, argv[2], SQC_NUL_TERMINATED, &n, &found) != SQC_STATUS_OK || !found) {
         fprintf(stderr, "read_counter: %s\n", sqc_last_error());
         return 1;
     }
@@ -87,7 +90,18 @@ int main(int argc, char **argv) {
 }
 C
 gcc -std=c11 "$WORK/read_counter.c" $CFLAGS_ $SHARED_LIBS -o "$WORK/read_counter"
-expect "counter incremented by the CLI, read from C" "$("$WORK/read_counter" "$IDIR")" "43"
+expect "counter incremented by the CLI, read from C" "$("$WORK/read_counter" "$IDIR" interop/counter)" "43"
+
+step "interop: a counter written from C++, incremented by a WebAssembly plugin through the host"
+# counter-cmd counts names in its store "counters": key counters/NAME of the Cache in
+# ROOT/plugins/<plugin>/ (host/src/scope.rs). test.sh has built the guests and the host.
+GUESTS="$("$ROOT/scripts/build-guests.sh")"
+cargo build -q --locked -p sciqlop-cache-host
+HOST="$(dirname "$SQCACHE")/sciqlop-cache-host"
+PROOT="$(fresh)/plugin-root"
+expect "C++ incr" "$("$WORK/test_wrapper" --incr "$PROOT/plugins/counter" counters/cpp 41)" "41"
+expect "plugin incr" "$("$HOST" run --root "$PROOT" --plugin counter="$GUESTS/counter-cmd.wasm" -- cpp)" "cpp: 42"
+expect "read back from C" "$("$WORK/read_counter" "$PROOT/plugins/counter" counters/cpp)" "42"
 # Python: once the Python package exists (python/), read the same entries from it here.
 [ "$fails" -eq 0 ] || exit 1
 

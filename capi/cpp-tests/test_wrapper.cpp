@@ -5,6 +5,7 @@
 // Modes besides the tests (used by the script and by the process test):
 //   test_wrapper --child-incr DIR N      increments counter "shared" N times in DIR
 //   test_wrapper --write-interop DIR     writes the entries the interop checks read
+//   test_wrapper --incr DIR KEY DELTA    increments counter KEY of the Cache in DIR
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
@@ -13,6 +14,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -604,6 +606,11 @@ int main(int argc, char** argv) {
     self_exe = fs::canonical("/proc/self/exe").string();
     if (argc == 4 && std::string(argv[1]) == "--child-incr") return child_incr(argv[2], std::atoi(argv[3]));
     if (argc == 3 && std::string(argv[1]) == "--write-interop") return write_interop(argv[2]);
+    if (argc == 5 && std::string(argv[1]) == "--incr") {
+        Cache cache(argv[2]);
+        std::printf("%lld\n", static_cast<long long>(cache.incr(argv[3], std::atoll(argv[4]))));
+        return 0;
+    }
     doctest::Context ctx(argc, argv);
     return ctx.run();
 }
