@@ -6,6 +6,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+# The C/C++ tests (scripts/test-cpp.sh): g++ (build-essential), pkg-config, CMake and
+# Debian's doctest; gcc's sanitizer runtimes come with build-essential's gcc.
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+[ -f /usr/include/doctest/doctest.h ] || need_apt+=(doctest-dev)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # diskcache fixtures for the migration tests are made in a venv.
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)

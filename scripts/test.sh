@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds the WebAssembly guests from source,
-# then the whole workspace's unit, integration and doc tests.
+# then the whole workspace's unit, integration and doc tests, the C/C++ tests and the
+# browser tests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -11,6 +12,9 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 "$ROOT/scripts/setup.sh"
 "$ROOT/scripts/build-guests.sh" >/dev/null
 cargo test --workspace --locked
+# The C ABI and the C++20 wrapper: C and C++ tests (also under ASan + UBSan), the seed's
+# C++ snippet built against the installed package, interop with the Rust CLI.
+"$ROOT/scripts/test-cpp.sh"
 # The browser build: wasm-bindgen-test under node, then headless Chromium with OPFS.
 "$ROOT/scripts/test-web.sh"
 # What the run left on disk: CI's disk is small, so keep an eye on this figure.
