@@ -153,6 +153,19 @@ typedef enum sqc_status {
      * Any other error.
      */
     SQC_STATUS_OTHER = 27,
+    /**
+     * A row names something the store refuses to read as a value file (a path outside
+     * the store, a link, not a regular file); `sqc_check` with fix removes the row.
+     */
+    SQC_STATUS_VALUE_FILE_INVALID = 28,
+    /**
+     * A value file's bytes no longer match the checksum recorded when it was written.
+     */
+    SQC_STATUS_VALUE_FILE_CORRUPT = 29,
+    /**
+     * An optimistic write found that what it read had changed meanwhile; retry it.
+     */
+    SQC_STATUS_CONFLICT = 30,
 } sqc_status;
 
 /**
@@ -811,9 +824,9 @@ enum sqc_status sqc_set_metadata(struct sqc_store store,
 
 /**
  * Begins a transaction on `store` (on a fanout: on the shard of `key`, which is then
- * required, and the transaction covers that shard's keys only: a key of another shard
- * written meanwhile is written at once, outside it; single stores ignore `key`, null
- * is fine). Until it ends, everything this
+ * required, and the transaction covers that shard's keys only: writing a key of
+ * another shard meanwhile fails with `SQC_STATUS_WRONG_SHARD`, reading one is fine;
+ * single stores ignore `key`, null is fine). Until it ends, everything this
  * thread does on the store joins it; one begun inside another is a savepoint. Other
  * threads and processes see nothing until the commit and their writes wait for it, so
  * the thread must not wait for another thread's write meanwhile. It must be committed

@@ -71,10 +71,17 @@ pub enum sqc_status {
     Panic = 26,
     /// Any other error.
     Other = 27,
+    /// A row names something the store refuses to read as a value file (a path outside
+    /// the store, a link, not a regular file); `sqc_check` with fix removes the row.
+    ValueFileInvalid = 28,
+    /// A value file's bytes no longer match the checksum recorded when it was written.
+    ValueFileCorrupt = 29,
+    /// An optimistic write found that what it read had changed meanwhile; retry it.
+    Conflict = 30,
 }
 
 impl sqc_status {
-    const ALL: [sqc_status; 28] = [
+    const ALL: [sqc_status; 31] = [
         sqc_status::Ok,
         sqc_status::NullPointer,
         sqc_status::InvalidUtf8,
@@ -103,6 +110,9 @@ impl sqc_status {
         sqc_status::TransactionAborted,
         sqc_status::Panic,
         sqc_status::Other,
+        sqc_status::ValueFileInvalid,
+        sqc_status::ValueFileCorrupt,
+        sqc_status::Conflict,
     ];
 
     fn name(self) -> &'static std::ffi::CStr {
@@ -135,6 +145,9 @@ impl sqc_status {
             sqc_status::TransactionAborted => c"transaction aborted",
             sqc_status::Panic => c"internal error",
             sqc_status::Other => c"error",
+            sqc_status::ValueFileInvalid => c"value file invalid",
+            sqc_status::ValueFileCorrupt => c"value file corrupt",
+            sqc_status::Conflict => c"conflict",
         }
     }
 }
@@ -159,7 +172,7 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let status = match &e {
             Error::Io { .. } => sqc_status::Io,
-            Error::Sqlite { .. } => sqc_status::Database,
+            Error::Engine { .. } => sqc_status::Database,
             Error::NotADirectory(_) => sqc_status::NotADirectory,
             Error::ReadOnly { .. } => sqc_status::ReadOnly,
             Error::NotACache { .. } => sqc_status::NotACache,
@@ -178,6 +191,9 @@ impl From<Error> for Failure {
             Error::Busy { .. } => sqc_status::Busy,
             Error::TransactionAborted => sqc_status::TransactionAborted,
             Error::Unsupported(_) => sqc_status::Unsupported,
+            Error::ValueFileInvalid { .. } => sqc_status::ValueFileInvalid,
+            Error::ValueFileCorrupt { .. } => sqc_status::ValueFileCorrupt,
+            Error::Conflict => sqc_status::Conflict,
             _ => sqc_status::Other,
         };
         fail(status, e.to_string())
@@ -278,6 +294,6 @@ mod tests {
             let name = unsafe { std::ffi::CStr::from_ptr(sqc_status_name(s as i32)) };
             assert!(!name.to_bytes().is_empty());
         }
-        assert_eq!(sqc_status::ALL.len(), sqc_status::Other as usize + 1);
+        assert_eq!(sqc_status::ALL.len(), sqc_status::Conflict as usize + 1);
     }
 }

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqc_core::{CacheKind, IndexKind, Lock};
+use sqc_core::{AnyKind, Engine, Lock};
 
 use crate::args::{self, Out};
 use crate::error::{Res, fail, guard, sqc_status};
@@ -12,20 +12,8 @@ use crate::handles::Registry;
 use crate::store::{StoreObj, store};
 use crate::types::{sqc_lock, sqc_store};
 
-/// A held lock of either policy.
-enum AnyLock<'a> {
-    Cache(Lock<'a, CacheKind>),
-    Index(Lock<'a, IndexKind>),
-}
-
-impl AnyLock<'_> {
-    fn release(self) -> sqc_core::Result<()> {
-        match self {
-            AnyLock::Cache(l) => l.release(),
-            AnyLock::Index(l) => l.release(),
-        }
-    }
-}
+/// A held lock.
+type AnyLock<'a> = Lock<'a, AnyKind, dyn Engine>;
 
 type MaybeLock<'a> = Option<AnyLock<'a>>;
 
@@ -59,19 +47,10 @@ fn acquire(
     timeout: Option<Duration>,
 ) -> Res<Option<LockCell>> {
     let cell = LockCell::try_new(obj, |o| -> Res<MaybeLock<'_>> {
-        Ok(match (&**o, timeout) {
-            (StoreObj::Cache(s), Some(t)) => Some(AnyLock::Cache(s.lock_timeout(name, expire, t)?)),
-            (StoreObj::Cache(s), None) => s.try_lock(name, expire)?.map(AnyLock::Cache),
-            (StoreObj::FanoutCache(s), Some(t)) => {
-                Some(AnyLock::Cache(s.lock_timeout(name, expire, t)?))
-            }
-            (StoreObj::FanoutCache(s), None) => s.try_lock(name, expire)?.map(AnyLock::Cache),
-            (StoreObj::Index(s), Some(t)) => Some(AnyLock::Index(s.lock_timeout(name, expire, t)?)),
-            (StoreObj::Index(s), None) => s.try_lock(name, expire)?.map(AnyLock::Index),
-            (StoreObj::FanoutIndex(s), Some(t)) => {
-                Some(AnyLock::Index(s.lock_timeout(name, expire, t)?))
-            }
-            (StoreObj::FanoutIndex(s), None) => s.try_lock(name, expire)?.map(AnyLock::Index),
+        let s = &o.store;
+        Ok(match timeout {
+            Some(t) => Some(s.lock_timeout(name, expire, t)?),
+            None => s.try_lock(name, expire)?,
         })
     })?;
     Ok(cell.borrow_dependent().is_some().then_some(cell))

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqc_core::{
-    Builder, Cache, CheckReport, FanoutCache, FanoutIndex, Index, Policy, SetOptions, Transaction,
+    AnyStore, Builder, Cache, CheckReport, Engine, FanoutCache, FanoutIndex, Index, Policy,
+    SetOptions, Transaction,
 };
 
 use crate::args::{self, OptOut, Out, OutBytes};
@@ -16,50 +17,61 @@ use crate::types::{
     sqc_visit_fn,
 };
 
-/// An open store of any kind.
-pub(crate) enum StoreObj {
-    Cache(Cache),
-    Index(Index),
-    FanoutCache(FanoutCache),
-    FanoutIndex(FanoutIndex),
+/// An open store of any kind: the core's run-time store (any kind, any engine), with
+/// the kind it was opened as.
+pub(crate) struct StoreObj {
+    pub(crate) store: AnyStore,
+    kind: sqc_kind,
+    shards: u32,
 }
 
 /// Runs `$body` with `$s` bound to the store, whatever its kind.
 macro_rules! any_store {
-    ($obj:expr, $s:ident => $body:expr) => {
-        match $obj {
-            StoreObj::Cache($s) => $body,
-            StoreObj::Index($s) => $body,
-            StoreObj::FanoutCache($s) => $body,
-            StoreObj::FanoutIndex($s) => $body,
-        }
-    };
+    ($obj:expr, $s:ident => $body:expr) => {{
+        let $s = &$obj.store;
+        $body
+    }};
 }
 
 /// Runs `$body` with `$s` bound to a Cache or FanoutCache; an Index kind is
 /// `SQC_STATUS_UNSUPPORTED` naming `$what`.
 macro_rules! cache_store {
-    ($obj:expr, $what:expr, $s:ident => $body:expr) => {
-        match $obj {
-            StoreObj::Cache($s) => $body,
-            StoreObj::FanoutCache($s) => $body,
-            other => Err(other.unsupported($what)),
+    ($obj:expr, $what:expr, $s:ident => $body:expr) => {{
+        let obj = $obj;
+        if obj.is_cache() {
+            let $s = &obj.store;
+            $body
+        } else {
+            Err(obj.unsupported($what))
         }
-    };
+    }};
 }
 
 impl StoreObj {
+    /// A store object over `engine` (opened as `kind`).
+    fn new(
+        engine: Arc<dyn Engine>,
+        config: &sqc_core::Config,
+        kind: sqc_kind,
+        shards: u32,
+    ) -> Res<Self> {
+        Ok(StoreObj {
+            store: AnyStore::from_engine(engine, config)?,
+            kind,
+            shards,
+        })
+    }
+
     pub(crate) fn kind(&self) -> sqc_kind {
-        match self {
-            StoreObj::Cache(_) => sqc_kind::Cache,
-            StoreObj::Index(_) => sqc_kind::Index,
-            StoreObj::FanoutCache(_) => sqc_kind::FanoutCache,
-            StoreObj::FanoutIndex(_) => sqc_kind::FanoutIndex,
-        }
+        self.kind
+    }
+
+    fn is_cache(&self) -> bool {
+        matches!(self.kind, sqc_kind::Cache | sqc_kind::FanoutCache)
     }
 
     fn path(&self) -> &std::path::Path {
-        any_store!(self, s => s.path())
+        self.store.path()
     }
 
     fn unsupported(&self, what: &str) -> crate::error::Failure {
@@ -81,11 +93,11 @@ impl StoreObj {
                 "a fanout transaction needs a key: it runs on that key's shard",
             )
         };
-        Ok(match self {
-            StoreObj::Cache(s) => s.begin()?,
-            StoreObj::Index(s) => s.begin()?,
-            StoreObj::FanoutCache(s) => s.begin(key.ok_or_else(need_key)?)?,
-            StoreObj::FanoutIndex(s) => s.begin(key.ok_or_else(need_key)?)?,
+        Ok(match self.kind {
+            sqc_kind::Cache | sqc_kind::Index => self.store.begin()?,
+            sqc_kind::FanoutCache | sqc_kind::FanoutIndex => {
+                self.store.begin_on(key.ok_or_else(need_key)?)?
+            }
         })
     }
 
@@ -180,24 +192,47 @@ pub unsafe extern "C" fn sqc_open(
                 format!("{kind} is not a store kind (SQC_KIND_*)"),
             )
         })?;
-        let obj = match kind {
-            sqc_kind::Cache => StoreObj::Cache(configure(Cache::builder(), &opts).open(path)?),
-            sqc_kind::Index => StoreObj::Index(configure(Index::builder(), &opts).open(path)?),
+        let config = match kind {
+            sqc_kind::Cache | sqc_kind::FanoutCache => {
+                configure(Cache::builder(), &opts).config().clone()
+            }
+            sqc_kind::Index | sqc_kind::FanoutIndex => {
+                configure(Index::builder(), &opts).config().clone()
+            }
+        };
+        let (engine, shards): (Arc<dyn Engine>, u32) = match kind {
+            sqc_kind::Cache => (
+                configure(Cache::builder(), &opts)
+                    .open(path)?
+                    .engine()
+                    .clone(),
+                1,
+            ),
+            sqc_kind::Index => (
+                configure(Index::builder(), &opts)
+                    .open(path)?
+                    .engine()
+                    .clone(),
+                1,
+            ),
             sqc_kind::FanoutCache => {
                 let mut b = FanoutCache::builder().configure(|b| configure(b, &opts));
                 if opts.shard_count > 0 {
                     b = b.shards(opts.shard_count);
                 }
-                StoreObj::FanoutCache(b.open(path)?)
+                let f = b.open(path)?;
+                (f.engine().clone(), f.shard_count())
             }
             sqc_kind::FanoutIndex => {
                 let mut b = FanoutIndex::builder().configure(|b| configure(b, &opts));
                 if opts.shard_count > 0 {
                     b = b.shards(opts.shard_count);
                 }
-                StoreObj::FanoutIndex(b.open(path)?)
+                let f = b.open(path)?;
+                (f.engine().clone(), f.shard_count())
             }
         };
+        let obj = StoreObj::new(engine, &config, kind, shards)?;
         out.set(sqc_store {
             id: STORES.insert(Arc::new(obj)),
         });
@@ -226,11 +261,11 @@ pub unsafe extern "C" fn sqc_reopen(store: sqc_store, out: *mut sqc_store) -> sq
     guard(|| {
         // SAFETY: the function's contract.
         let out = unsafe { Out::new(out, "out")? };
-        let obj = match &*self::store(store)? {
-            StoreObj::Cache(s) => StoreObj::Cache(s.reopen()?),
-            StoreObj::Index(s) => StoreObj::Index(s.reopen()?),
-            StoreObj::FanoutCache(s) => StoreObj::FanoutCache(s.reopen()?),
-            StoreObj::FanoutIndex(s) => StoreObj::FanoutIndex(s.reopen()?),
+        let old = self::store(store)?;
+        let obj = StoreObj {
+            store: old.store.reopen()?,
+            kind: old.kind,
+            shards: old.shards,
         };
         out.set(sqc_store {
             id: STORES.insert(Arc::new(obj)),
@@ -262,11 +297,7 @@ pub unsafe extern "C" fn sqc_shard_count(store: sqc_store, out: *mut u32) -> sqc
     guard(|| {
         // SAFETY: the function's contract.
         let out = unsafe { Out::new(out, "out")? };
-        out.set(match &*self::store(store)? {
-            StoreObj::FanoutCache(s) => s.shard_count(),
-            StoreObj::FanoutIndex(s) => s.shard_count(),
-            _ => 1,
-        });
+        out.set(self::store(store)?.shards);
         Ok(())
     })
 }

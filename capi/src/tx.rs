@@ -52,9 +52,9 @@ thread_local! {
 }
 
 /// Begins a transaction on `store` (on a fanout: on the shard of `key`, which is then
-/// required, and the transaction covers that shard's keys only: a key of another shard
-/// written meanwhile is written at once, outside it; single stores ignore `key`, null
-/// is fine). Until it ends, everything this
+/// required, and the transaction covers that shard's keys only: writing a key of
+/// another shard meanwhile fails with `SQC_STATUS_WRONG_SHARD`, reading one is fine;
+/// single stores ignore `key`, null is fine). Until it ends, everything this
 /// thread does on the store joins it; one begun inside another is a savepoint. Other
 /// threads and processes see nothing until the commit and their writes wait for it, so
 /// the thread must not wait for another thread's write meanwhile. It must be committed

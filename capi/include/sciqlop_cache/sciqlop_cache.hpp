@@ -657,8 +657,8 @@ public:
     }
 
     /// Begins a transaction on the shard of key. It covers the keys of that shard only:
-    /// a key of another shard written meanwhile is written at once, outside it (use
-    /// keys that share the transaction's key, e.g. one key per transaction).
+    /// writing a key of another shard meanwhile throws (`WRONG_SHARD`); reading one is
+    /// fine (use keys that share the transaction's key, e.g. one key per transaction).
     Transaction transaction(std::string_view key) const
         requires is_fanout
     {

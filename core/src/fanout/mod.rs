@@ -235,13 +235,13 @@ impl<P: Policy, E: Engine> Fanout<P, E> {
         key: &str,
         f: impl FnOnce(&Store<P, FanoutEngine<E>>) -> Result<T, Er>,
     ) -> Result<T, Er> {
-        self.store.transact_scoped(Some(key), f)
+        self.store.transact_on(key, f)
     }
 
     /// Begins a transaction on the shard of `key`; see [`Store::begin`] and
     /// [`transact`](Self::transact) for what it may touch.
     pub fn begin(&self, key: &str) -> Result<Transaction<'_>> {
-        self.store.begin_scoped(Some(key))
+        self.store.begin_on(key)
     }
 }
 

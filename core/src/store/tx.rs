@@ -41,9 +41,18 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
         self.transact_scoped(None, f)
     }
 
-    /// [`transact`](Self::transact) on the part of the store where `scope` lives (the
-    /// shard of a fanout).
-    pub(crate) fn transact_scoped<T, Er: From<Error>>(
+    /// [`transact`](Self::transact) on the part of the store where `key` lives: the
+    /// shard of a fanout (whose transactions must name one), the whole store otherwise.
+    /// For code that handles any store (`AnyStore`).
+    pub fn transact_on<T, Er: From<Error>>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&Self) -> Result<T, Er>,
+    ) -> Result<T, Er> {
+        self.transact_scoped(Some(key), f)
+    }
+
+    fn transact_scoped<T, Er: From<Error>>(
         &self,
         scope: Option<&str>,
         f: impl FnOnce(&Self) -> Result<T, Er>,
@@ -80,7 +89,13 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
         self.begin_scoped(None)
     }
 
-    pub(crate) fn begin_scoped(&self, scope: Option<&str>) -> Result<Transaction<'_>> {
+    /// [`begin`](Self::begin) on the part of the store where `key` lives (see
+    /// [`transact_on`](Self::transact_on)).
+    pub fn begin_on(&self, key: &str) -> Result<Transaction<'_>> {
+        self.begin_scoped(Some(key))
+    }
+
+    fn begin_scoped(&self, scope: Option<&str>) -> Result<Transaction<'_>> {
         Ok(Transaction {
             tx: self.engine.begin(scope)?,
         })
