@@ -1,0 +1,842 @@
+//! `pysciqlop_cache._native`: the thin PyO3 layer between the Python package
+//! `pysciqlop_cache` and the Rust engine (`sciqlop-cache`).
+//!
+//! Only what needs the engine lives here: one `NativeStore` class over the four store
+//! kinds, taking stored keys (`str`) and stored values (`bytes`, or an `int` stored as
+//! a counter) and returning the same. Every engine call runs with the GIL released.
+//! Serializers, key encoding, diskcache-style signatures, memoize, locks and the
+//! mapping interface are Python, in `pysciqlop_cache/__init__.py`.
+//!
+//! Key rules (shared with the Python layer, see its docs): a `str` key is stored as it
+//! is, unless it starts with NUL, in which case it is stored as `"\0s" + key`; a `bytes`
+//! key passed to this module is a key the Python layer already encoded (UTF-8 of a
+//! string that starts with NUL) and is stored as that string. So an ordinary `str` key
+//! never collides with an encoded one.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use pyo3::exceptions::{
+    PyNotADirectoryError, PyOSError, PyOverflowError, PyPermissionError, PyRuntimeError,
+    PyTypeError, PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
+use sciqlop_cache::{
+    Cache, CheckReport, EntryInfo, Error, FanoutCache, FanoutIndex, Index, SetOptions, Transaction,
+    counter,
+};
+
+mod migrate;
+
+pyo3::create_exception!(
+    _native,
+    Timeout,
+    PyRuntimeError,
+    "The database stayed locked by another writer for longer than the store's `timeout`."
+);
+pyo3::create_exception!(
+    _native,
+    NotACounter,
+    PyTypeError,
+    "incr/decr on a value that is not a counter (an int stored by this package, or by \
+     the Rust API's incr)."
+);
+
+/// The engine's error as the Python exception a caller expects.
+fn to_py(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::Busy { .. } | Error::LockTimeout { .. } => Timeout::new_err(msg),
+        Error::NotACounter { .. } => NotACounter::new_err(msg),
+        Error::CounterOverflow { .. } => PyOverflowError::new_err(msg),
+        Error::KeyTooLong { .. }
+        | Error::ValueTooLarge { .. }
+        | Error::InvalidArgument(_)
+        | Error::InvalidKey(_)
+        | Error::WrongShard { .. }
+        | Error::NotACache { .. }
+        | Error::WrongKind { .. }
+        | Error::ShardCountMismatch { .. }
+        | Error::Corrupt { .. } => PyValueError::new_err(msg),
+        Error::NotADirectory(_) => PyNotADirectoryError::new_err(msg),
+        Error::ReadOnly { .. } => PyPermissionError::new_err(msg),
+        Error::Io { .. } | Error::ValueFileMissing { .. } | Error::ValueFileTruncated { .. } => {
+            PyOSError::new_err(msg)
+        }
+        _ => PyRuntimeError::new_err(msg),
+    }
+}
+
+/// One open store of any kind.
+enum Inner {
+    Cache(Cache),
+    Index(Index),
+    FanoutCache(FanoutCache),
+    FanoutIndex(FanoutIndex),
+}
+
+/// Runs `$e` with `$s` bound to the store, whatever its kind.
+macro_rules! any {
+    ($inner:expr, $s:ident => $e:expr) => {
+        match $inner {
+            Inner::Cache($s) => $e,
+            Inner::Index($s) => $e,
+            Inner::FanoutCache($s) => $e,
+            Inner::FanoutIndex($s) => $e,
+        }
+    };
+}
+
+/// Runs `$c` on a cache (single or fanout) or `$i` on an index.
+macro_rules! by_kind {
+    ($inner:expr, $s:ident => cache: $c:expr, index: $i:expr) => {
+        match $inner {
+            Inner::Cache($s) => $c,
+            Inner::FanoutCache($s) => $c,
+            Inner::Index($s) => {
+                let _ = &$s;
+                $i
+            }
+            Inner::FanoutIndex($s) => {
+                let _ = &$s;
+                $i
+            }
+        }
+    };
+}
+
+impl Inner {
+    fn reopen(&self) -> sciqlop_cache::Result<Inner> {
+        Ok(match self {
+            Inner::Cache(s) => Inner::Cache(s.reopen()?),
+            Inner::Index(s) => Inner::Index(s.reopen()?),
+            Inner::FanoutCache(s) => Inner::FanoutCache(s.reopen()?),
+            Inner::FanoutIndex(s) => Inner::FanoutIndex(s.reopen()?),
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Inner::Cache(_) => "Cache",
+            Inner::Index(_) => "Index",
+            Inner::FanoutCache(_) => "FanoutCache",
+            Inner::FanoutIndex(_) => "FanoutIndex",
+        }
+    }
+}
+
+type OptTx<'a> = Option<Transaction<'a>>;
+
+self_cell::self_cell!(
+    /// An open transaction and the store it belongs to.
+    struct TxCell {
+        owner: Arc<Inner>,
+        #[not_covariant]
+        dependent: OptTx,
+    }
+);
+
+thread_local! {
+    /// The transactions this thread has open, innermost last, with their serial
+    /// numbers. A transaction belongs to the thread that began it (SQLite's write
+    /// lock is held by it), so it lives in that thread's storage and never crosses
+    /// threads: the GIL can be released while beginning and ending it.
+    static TRANSACTIONS: RefCell<Vec<(u64, TxCell)>> = const { RefCell::new(Vec::new()) };
+}
+
+static NEXT_TX: AtomicU64 = AtomicU64::new(1);
+
+/// A stored value passed in from Python: bytes borrowed from a `bytes` object, or the
+/// counter encoding of an `int`.
+enum ValueIn<'a> {
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+impl ValueIn<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            ValueIn::Borrowed(b) => b,
+            ValueIn::Owned(v) => v,
+        }
+    }
+}
+
+fn value_in<'a>(value: &'a Bound<'_, PyAny>) -> PyResult<ValueIn<'a>> {
+    if let Ok(b) = value.cast_exact::<PyBytes>() {
+        return Ok(ValueIn::Borrowed(b.as_bytes()));
+    }
+    if value.is_exact_instance_of::<PyInt>() {
+        let n: i64 = value.extract().map_err(|_| {
+            PyOverflowError::new_err("an int value stored as a counter must fit in 64 bits")
+        })?;
+        return Ok(ValueIn::Owned(counter::encode(n)));
+    }
+    Err(PyTypeError::new_err(format!(
+        "stored values are bytes (or an int counter), not {}",
+        value.get_type().name()?
+    )))
+}
+
+/// The key as stored (see the module docs).
+fn stored_key<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
+    if let Ok(s) = key.cast_exact::<PyString>() {
+        let k = s.to_cow()?;
+        return Ok(if k.starts_with('\0') {
+            Cow::Owned(format!("\0s{k}"))
+        } else {
+            k
+        });
+    }
+    if let Ok(b) = key.cast_exact::<PyBytes>() {
+        return match std::str::from_utf8(b.as_bytes()) {
+            Ok(s) if s.starts_with('\0') => Ok(Cow::Borrowed(s)),
+            _ => Err(PyValueError::new_err(
+                "an encoded key must be UTF-8 starting with NUL",
+            )),
+        };
+    }
+    Err(PyTypeError::new_err(format!(
+        "keys reach the engine as str, not {}",
+        key.get_type().name()?
+    )))
+}
+
+/// A stored value as Python sees it: a canonical ASCII-decimal i64 is an `int`, anything
+/// else `bytes` for the serializer.
+fn value_out(py: Python<'_>, v: &[u8]) -> Py<PyAny> {
+    // A counter is at most 20 bytes and starts with '-' or a digit: check that first.
+    if v.len() <= 20
+        && matches!(v.first(), Some(b'-' | b'0'..=b'9'))
+        && let Some(n) = counter::decode(v)
+    {
+        return n
+            .into_pyobject(py)
+            .map_or_else(|_| py.None(), |o| o.into_any().unbind());
+    }
+    PyBytes::new(py, v).into_any().unbind()
+}
+
+fn expire_secs(e: Option<SystemTime>) -> Option<f64> {
+    e.map(|t| match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(before) => -before.duration().as_secs_f64(),
+    })
+}
+
+fn duration(secs: f64) -> PyResult<Duration> {
+    if secs.is_nan() {
+        return Err(PyValueError::new_err(
+            "expire must be a number of seconds, not NaN",
+        ));
+    }
+    if secs <= 0.0 {
+        return Ok(Duration::ZERO);
+    }
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| PyValueError::new_err(format!("expire of {secs} seconds is out of range")))
+}
+
+fn options(expire: Option<f64>, tag: Option<String>) -> PyResult<SetOptions> {
+    let mut o = SetOptions::new();
+    if let Some(e) = expire {
+        o = o.expire(duration(e)?);
+    }
+    if let Some(t) = tag {
+        o = o.tag(t);
+    }
+    Ok(o)
+}
+
+fn no_options_for_index(kind: &str, o: &SetOptions) -> PyResult<()> {
+    if o.expiry().is_some() || o.tag_name().is_some() {
+        return Err(PyTypeError::new_err(format!(
+            "an {kind} has no expiry or tags"
+        )));
+    }
+    Ok(())
+}
+
+fn entry_tuple(py: Python<'_>, v: &[u8], info: &EntryInfo) -> PyResult<Py<PyAny>> {
+    let t = PyTuple::new(
+        py,
+        [
+            value_out(py, v),
+            expire_secs(info.expire)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+            info.tag.clone().into_pyobject(py)?.into_any().unbind(),
+        ],
+    )?;
+    Ok(t.into_any().unbind())
+}
+
+fn report_dict<'py>(py: Python<'py>, r: &CheckReport) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("ok", r.ok)?;
+    d.set_item("orphaned_files", r.orphaned_files)?;
+    d.set_item("dangling_rows", r.dangling_rows)?;
+    d.set_item("size_mismatches", r.size_mismatches)?;
+    d.set_item("counters_consistent", r.counters_consistent)?;
+    d.set_item("sqlite_integrity_ok", r.sqlite_integrity_ok)?;
+    d.set_item("fixed", r.fixed)?;
+    Ok(d)
+}
+
+/// Calls `f(shard, entries)` for each shard that `entries` route to.
+fn per_shard<'a>(
+    count: u32,
+    entries: &[(&'a str, &'a [u8])],
+    mut f: impl FnMut(usize, Vec<(&'a str, &'a [u8])>) -> sciqlop_cache::Result<()>,
+) -> sciqlop_cache::Result<()> {
+    let mut groups: Vec<Vec<(&str, &[u8])>> = vec![Vec::new(); count as usize];
+    for &(k, v) in entries {
+        groups[sciqlop_cache::fanout::shard_of(k, count) as usize].push((k, v));
+    }
+    for (i, g) in groups.into_iter().enumerate() {
+        if !g.is_empty() {
+            f(i, g)?;
+        }
+    }
+    Ok(())
+}
+
+/// An open store: `Cache`, `Index`, `FanoutCache` or `FanoutIndex`. Keys are stored
+/// keys (see the module docs), values `bytes` or `int` counters. Thread-safe; every
+/// method releases the GIL while the engine works.
+#[pyclass(frozen, module = "pysciqlop_cache._native")]
+struct NativeStore {
+    /// `None` once closed. Swapped without locks (see `reopen_after_fork`).
+    inner: ArcSwapOption<Inner>,
+    kind: &'static str,
+    path: PathBuf,
+}
+
+impl NativeStore {
+    fn handle(&self) -> PyResult<Arc<Inner>> {
+        self.inner.load_full().ok_or_else(|| {
+            PyRuntimeError::new_err(format!(
+                "operation on a closed store ({} at {})",
+                self.kind,
+                self.path.display()
+            ))
+        })
+    }
+}
+
+#[pymethods]
+impl NativeStore {
+    /// Opens (creating if needed) a store of `kind` (`"cache"`, `"index"`,
+    /// `"fanout-cache"`, `"fanout-index"`) in `path`. `max_size` bounds a cache's value
+    /// bytes (0: unbounded), `shards` is a new fanout's shard count, `timeout` the
+    /// longest wait in seconds for a lock another writer holds.
+    #[new]
+    #[pyo3(signature = (kind, path, max_size=0, shards=None, timeout=600.0))]
+    fn new(
+        py: Python<'_>,
+        kind: &str,
+        path: PathBuf,
+        max_size: u64,
+        shards: Option<u32>,
+        timeout: f64,
+    ) -> PyResult<Self> {
+        let busy = duration(timeout)?;
+        let p = path.clone();
+        let inner = match kind {
+            "cache" => py.detach(|| {
+                Cache::builder()
+                    .max_size(max_size)
+                    .busy_timeout(busy)
+                    .open(&p)
+                    .map(Inner::Cache)
+            }),
+            "index" => py.detach(|| {
+                Index::builder()
+                    .busy_timeout(busy)
+                    .open(&p)
+                    .map(Inner::Index)
+            }),
+            "fanout-cache" => py.detach(|| {
+                let mut b = FanoutCache::builder()
+                    .max_size(max_size)
+                    .configure(|b| b.busy_timeout(busy));
+                if let Some(n) = shards {
+                    b = b.shards(n);
+                }
+                b.open(&p).map(Inner::FanoutCache)
+            }),
+            "fanout-index" => py.detach(|| {
+                let mut b = FanoutIndex::builder().configure(|b| b.busy_timeout(busy));
+                if let Some(n) = shards {
+                    b = b.shards(n);
+                }
+                b.open(&p).map(Inner::FanoutIndex)
+            }),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown store kind {other:?}"
+                )));
+            }
+        }
+        .map_err(to_py)?;
+        let kind = inner.kind();
+        Ok(NativeStore {
+            inner: ArcSwapOption::from_pointee(inner),
+            kind,
+            path,
+        })
+    }
+
+    /// The store's kind: `"Cache"`, `"Index"`, `"FanoutCache"` or `"FanoutIndex"`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The directory of the store.
+    fn path(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.load().is_none()
+    }
+
+    /// Closes the store: later calls raise `RuntimeError`. Calls running in other
+    /// threads finish first (they hold the handle). Returns whether it was open.
+    fn close(&self, py: Python<'_>) -> bool {
+        let old = self.inner.swap(None);
+        let was_open = old.is_some();
+        py.detach(move || drop(old));
+        was_open
+    }
+
+    /// In the child of `fork()`: replaces the inherited handle (whose connections
+    /// belong to the parent) with a fresh one on the same directory.
+    fn reopen_after_fork(&self, py: Python<'_>) -> PyResult<()> {
+        if let Some(old) = self.inner.load_full() {
+            let new = py.detach(|| old.reopen()).map_err(to_py)?;
+            self.inner.store(Some(Arc::new(new)));
+        }
+        Ok(())
+    }
+
+    /// The number of shards (1 for a single store).
+    fn shard_count(&self) -> PyResult<u32> {
+        Ok(match &*self.handle()? {
+            Inner::FanoutCache(s) => s.shard_count(),
+            Inner::FanoutIndex(s) => s.shard_count(),
+            _ => 1,
+        })
+    }
+
+    /// The value of `key` (`bytes`, or `int` for a counter), or `None`.
+    fn get(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let k = stored_key(key)?;
+        let inner = self.handle()?;
+        let v = py.detach(|| any!(&*inner, s => s.get(&k))).map_err(to_py)?;
+        Ok(v.map(|v| value_out(py, &v)))
+    }
+
+    /// `(value, expire_time, tag)` of `key`, or `None`; `expire_time` in Unix seconds.
+    fn get_entry(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let k = stored_key(key)?;
+        let inner = self.handle()?;
+        let v = py
+            .detach(|| any!(&*inner, s => s.get_entry(&k)))
+            .map_err(to_py)?;
+        v.map(|(v, info)| entry_tuple(py, &v, &info)).transpose()
+    }
+
+    /// Values of several keys, in order (`None` for each miss).
+    fn get_many(&self, py: Python<'_>, keys: Vec<Bound<'_, PyAny>>) -> PyResult<Py<PyList>> {
+        let ks = keys.iter().map(stored_key).collect::<PyResult<Vec<_>>>()?;
+        let inner = self.handle()?;
+        let vs = py
+            .detach(|| match &*inner {
+                Inner::Cache(s) => s.get_many(&ks),
+                Inner::Index(s) => s.get_many(&ks),
+                Inner::FanoutCache(s) => ks.iter().map(|k| s.get(k)).collect(),
+                Inner::FanoutIndex(s) => ks.iter().map(|k| s.get(k)).collect(),
+            })
+            .map_err(to_py)?;
+        let out = vs
+            .iter()
+            .map(|v| v.as_deref().map(|v| value_out(py, v)))
+            .collect::<Vec<_>>();
+        Ok(PyList::new(py, out)?.unbind())
+    }
+
+    /// Stores `value` under `key` with an optional expiry (seconds) and tag.
+    #[pyo3(signature = (key, value, expire=None, tag=None))]
+    fn set(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+        expire: Option<f64>,
+        tag: Option<String>,
+    ) -> PyResult<()> {
+        let k = stored_key(key)?;
+        let v = value_in(value)?;
+        let inner = self.handle()?;
+        if expire.is_none() && tag.is_none() {
+            return py
+                .detach(|| any!(&*inner, s => s.set(&k, v.bytes())))
+                .map_err(to_py);
+        }
+        let o = options(expire, tag)?;
+        by_kind!(&*inner, s =>
+            cache: py.detach(|| s.set_with(&k, v.bytes(), &o)).map_err(to_py),
+            index: no_options_for_index(self.kind, &o))
+    }
+
+    /// Stores several `(key, value)` pairs in one transaction, all with the same
+    /// optional expiry and tag.
+    #[pyo3(signature = (items, expire=None, tag=None))]
+    fn set_many(
+        &self,
+        py: Python<'_>,
+        items: Vec<(Bound<'_, PyAny>, Bound<'_, PyAny>)>,
+        expire: Option<f64>,
+        tag: Option<String>,
+    ) -> PyResult<()> {
+        let entries = items
+            .iter()
+            .map(|(k, v)| Ok((stored_key(k)?, value_in(v)?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let refs: Vec<(&str, &[u8])> = entries.iter().map(|(k, v)| (&**k, v.bytes())).collect();
+        let o = options(expire, tag)?;
+        let inner = self.handle()?;
+        match &*inner {
+            Inner::Cache(s) => py.detach(|| s.set_many_with(refs, &o)),
+            Inner::FanoutCache(s) => py.detach(|| {
+                // One transaction per shard of the batch: a fanout has no cross-shard
+                // transaction.
+                per_shard(s.shard_count(), &refs, |i, mine| {
+                    s.shards()[i].set_many_with(mine, &o)
+                })
+            }),
+            Inner::Index(s) => {
+                no_options_for_index(self.kind, &o)?;
+                py.detach(|| s.set_many(refs))
+            }
+            Inner::FanoutIndex(s) => {
+                no_options_for_index(self.kind, &o)?;
+                py.detach(|| {
+                    per_shard(s.shard_count(), &refs, |i, mine| {
+                        s.shards()[i].set_many(mine)
+                    })
+                })
+            }
+        }
+        .map_err(to_py)
+    }
+
+    /// Stores `value` only if `key` is absent (an expired entry counts as absent);
+    /// returns whether it stored.
+    #[pyo3(signature = (key, value, expire=None, tag=None))]
+    fn add(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+        expire: Option<f64>,
+        tag: Option<String>,
+    ) -> PyResult<bool> {
+        let k = stored_key(key)?;
+        let v = value_in(value)?;
+        let o = options(expire, tag)?;
+        let inner = self.handle()?;
+        by_kind!(&*inner, s =>
+        cache: py.detach(|| s.add_with(&k, v.bytes(), &o)).map_err(to_py),
+        index: {
+            no_options_for_index(self.kind, &o)?;
+            py.detach(|| s.add(&k, v.bytes())).map_err(to_py)
+        })
+    }
+
+    /// Removes `key`; returns whether a live entry was removed.
+    fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let k = stored_key(key)?;
+        let inner = self.handle()?;
+        py.detach(|| any!(&*inner, s => s.delete(&k)))
+            .map_err(to_py)
+    }
+
+    /// Removes `key` and returns its value, or `None`.
+    fn pop(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let k = stored_key(key)?;
+        let inner = self.handle()?;
+        let v = py.detach(|| any!(&*inner, s => s.pop(&k))).map_err(to_py)?;
+        Ok(v.map(|v| value_out(py, &v)))
+    }
+
+    /// Removes `key` and returns `(value, expire_time, tag)`, or `None`.
+    fn pop_entry(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let k = stored_key(key)?;
+        let inner = self.handle()?;
+        let v = py
+            .detach(|| any!(&*inner, s => s.pop_entry(&k)))
+            .map_err(to_py)?;
+        v.map(|(v, info)| entry_tuple(py, &v, &info)).transpose()
+    }
+
+    /// Whether `key` holds a live entry.
+    fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let k = stored_key(key)?;
+        let inner = self.handle()?;
+        py.detach(|| any!(&*inner, s => s.contains(&k)))
+            .map_err(to_py)
+    }
+
+    /// Gives a live entry a new expiry in seconds (`None`: never); returns whether the
+    /// key was live.
+    #[pyo3(signature = (key, expire=None))]
+    fn touch(&self, py: Python<'_>, key: &Bound<'_, PyAny>, expire: Option<f64>) -> PyResult<bool> {
+        let k = stored_key(key)?;
+        let d = expire.map(duration).transpose()?;
+        let inner = self.handle()?;
+        by_kind!(&*inner, s =>
+            cache: py.detach(|| s.touch(&k, d)).map_err(to_py),
+            index: Err(PyTypeError::new_err(format!("an {} has no expiry", self.kind))))
+    }
+
+    /// Adds `delta` to the counter at `key` (created as `default + delta`); returns the
+    /// new value. `NotACounter` when the value is not a counter.
+    #[pyo3(signature = (key, delta=1, default=0))]
+    fn incr(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        delta: i64,
+        default: i64,
+    ) -> PyResult<i64> {
+        let k = stored_key(key)?;
+        let inner = self.handle()?;
+        py.detach(|| any!(&*inner, s => s.incr(&k, delta, default)))
+            .map_err(to_py)
+    }
+
+    /// Number of live entries.
+    fn len(&self, py: Python<'_>) -> PyResult<u64> {
+        let inner = self.handle()?;
+        py.detach(|| any!(&*inner, s => s.len())).map_err(to_py)
+    }
+
+    /// Bytes of stored values.
+    fn size(&self, py: Python<'_>) -> PyResult<u64> {
+        let inner = self.handle()?;
+        py.detach(|| any!(&*inner, s => s.size())).map_err(to_py)
+    }
+
+    /// Bytes on disk (database, WAL, value files).
+    fn volume(&self, py: Python<'_>) -> PyResult<u64> {
+        let inner = self.handle()?;
+        py.detach(|| any!(&*inner, s => s.volume())).map_err(to_py)
+    }
+
+    /// Removes every entry; returns how many.
+    fn clear(&self, py: Python<'_>) -> PyResult<u64> {
+        let inner = self.handle()?;
+        py.detach(|| any!(&*inner, s => s.clear())).map_err(to_py)
+    }
+
+    /// Removes expired entries now; returns how many.
+    fn expire(&self, py: Python<'_>) -> PyResult<u64> {
+        let inner = self.handle()?;
+        by_kind!(&*inner, s => cache: py.detach(|| s.expire()).map_err(to_py), index: Ok(0))
+    }
+
+    /// Evicts least-recently-used entries down to 90 % of `max_size` if above it;
+    /// returns how many.
+    fn evict(&self, py: Python<'_>) -> PyResult<u64> {
+        let inner = self.handle()?;
+        by_kind!(&*inner, s => cache: py.detach(|| s.evict()).map_err(to_py), index: Ok(0))
+    }
+
+    /// Removes every entry tagged `tag`; returns how many.
+    fn evict_tag(&self, py: Python<'_>, tag: &str) -> PyResult<u64> {
+        let inner = self.handle()?;
+        by_kind!(&*inner, s => cache: py.detach(|| s.evict_tag(tag)).map_err(to_py), index: Ok(0))
+    }
+
+    /// The bound on value bytes (0: unbounded).
+    fn max_size(&self) -> PyResult<u64> {
+        let inner = self.handle()?;
+        by_kind!(&*inner, s => cache: Ok(s.max_size()), index: Ok(0))
+    }
+
+    /// Changes the bound on value bytes for this handle.
+    fn set_max_size(&self, py: Python<'_>, bytes: u64) -> PyResult<()> {
+        let inner = self.handle()?;
+        by_kind!(&*inner, s =>
+            cache: py.detach(|| s.set_max_size(bytes)).map_err(to_py),
+            index: Err(PyTypeError::new_err(format!("an {} has no size bound", self.kind))))
+    }
+
+    /// `(hits, misses)` of reads through this handle.
+    fn stats(&self) -> PyResult<(u64, u64)> {
+        let inner = self.handle()?;
+        by_kind!(&*inner, s => cache: { let st = s.stats(); Ok((st.hits, st.misses)) }, index: Ok((0, 0)))
+    }
+
+    /// Resets hits and misses.
+    fn reset_stats(&self) -> PyResult<()> {
+        let inner = self.handle()?;
+        by_kind!(&*inner, s => cache: { s.reset_stats(); Ok(()) }, index: Ok(()))
+    }
+
+    /// Verifies (and with `fix`, repairs) the store; returns the report as a dict.
+    #[pyo3(signature = (fix=false))]
+    fn check<'py>(&self, py: Python<'py>, fix: bool) -> PyResult<Bound<'py, PyDict>> {
+        let inner = self.handle()?;
+        let r = py
+            .detach(|| any!(&*inner, s => s.check(fix)))
+            .map_err(to_py)?;
+        report_dict(py, &r)
+    }
+
+    /// Up to `limit` stored keys after `after` (a cursor), in byte order.
+    #[pyo3(signature = (after=None, limit=1000))]
+    fn keys_page(
+        &self,
+        py: Python<'_>,
+        after: Option<String>,
+        limit: usize,
+    ) -> PyResult<Vec<String>> {
+        let inner = self.handle()?;
+        py.detach(|| any!(&*inner, s => s.keys_page("", after.as_deref(), limit.max(1))))
+            .map_err(to_py)
+    }
+
+    /// Every stored key, in byte order.
+    fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let inner = self.handle()?;
+        py.detach(|| {
+            let mut out: Vec<String> = Vec::new();
+            loop {
+                let page =
+                    any!(&*inner, s => s.keys_page("", out.last().map(String::as_str), 4096))?;
+                let done = page.len() < 4096;
+                out.extend(page);
+                if done {
+                    return Ok(out);
+                }
+            }
+        })
+        .map_err(to_py)
+    }
+
+    /// A metadata value of the store (not an entry), or `None`.
+    fn get_meta(&self, py: Python<'_>, name: &str) -> PyResult<Option<String>> {
+        let inner = self.handle()?;
+        py.detach(|| any!(&*inner, s => s.metadata(name)))
+            .map_err(to_py)
+    }
+
+    /// Sets (or with `None`, removes) a metadata value.
+    #[pyo3(signature = (name, value=None))]
+    fn set_meta(&self, py: Python<'_>, name: &str, value: Option<&str>) -> PyResult<()> {
+        let inner = self.handle()?;
+        py.detach(|| any!(&*inner, s => s.set_metadata(name, value)))
+            .map_err(to_py)
+    }
+
+    /// Begins a transaction on this thread (on a fanout: on the shard of `key`, which
+    /// is required there); returns its serial for `end`. Transactions begun while one
+    /// is open are savepoints inside it.
+    #[pyo3(signature = (key=None))]
+    fn begin(&self, py: Python<'_>, key: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+        let k = key.map(stored_key).transpose()?;
+        let inner = self.handle()?;
+        let serial = NEXT_TX.fetch_add(1, Ordering::Relaxed);
+        let kind = self.kind;
+        py.detach(move || {
+            let cell = TxCell::try_new(inner, |s| -> PyResult<OptTx<'_>> {
+                let tx = match (&**s, k.as_deref()) {
+                    (Inner::Cache(s), _) => s.begin(),
+                    (Inner::Index(s), _) => s.begin(),
+                    (Inner::FanoutCache(s), Some(k)) => s.begin(k),
+                    (Inner::FanoutIndex(s), Some(k)) => s.begin(k),
+                    _ => {
+                        return Err(PyTypeError::new_err(format!(
+                            "a transaction of a {kind} needs a key (it runs on that key's shard)"
+                        )));
+                    }
+                };
+                tx.map(Some).map_err(to_py)
+            })?;
+            TRANSACTIONS.with(|t| t.borrow_mut().push((serial, cell)));
+            Ok(serial)
+        })
+    }
+
+    /// Ends the transaction `serial` begun by `begin` on this thread: commits it, or
+    /// rolls it back. It must be the innermost one open.
+    fn end(&self, py: Python<'_>, serial: u64, commit: bool) -> PyResult<()> {
+        let tag = serial;
+        py.detach(move || {
+            let cell = TRANSACTIONS.with(|t| {
+                let mut t = t.borrow_mut();
+                match t.last() {
+                    Some((top, _)) if *top == tag => Ok(t.pop().map(|(_, c)| c)),
+                    _ if t.iter().any(|(x, _)| *x == tag) => Err(PyRuntimeError::new_err(
+                        "transactions must end innermost first",
+                    )),
+                    _ => Err(PyRuntimeError::new_err(
+                        "this transaction is not open in this thread (ended already, or begun in another thread)",
+                    )),
+                }
+            })?;
+            match cell {
+                Some(mut c) if commit => c
+                    .with_dependent_mut(|_, tx| tx.take().map(Transaction::commit))
+                    .transpose()
+                    .map(|_| ())
+                    .map_err(to_py),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "NativeStore({}, {:?})",
+            self.kind,
+            self.path.display().to_string()
+        )
+    }
+}
+
+/// Called in the child of `fork()` before any store is used: forgets the transactions
+/// the forking thread had open (their connections belong to the parent; finishing them
+/// here would touch the parent's database locks).
+#[pyfunction]
+fn forget_transactions_after_fork() {
+    TRANSACTIONS.with(|t| {
+        for (_, cell) in t.borrow_mut().drain(..) {
+            std::mem::forget(cell);
+        }
+    });
+}
+
+/// `pysciqlop_cache._native`: see the crate docs.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeStore>()?;
+    m.add_function(wrap_pyfunction!(forget_transactions_after_fork, m)?)?;
+    m.add("Timeout", m.py().get_type::<Timeout>())?;
+    m.add("NotACounter", m.py().get_type::<NotACounter>())?;
+    migrate::register(m)?;
+    Ok(())
+}
