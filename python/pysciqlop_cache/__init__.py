@@ -43,6 +43,7 @@ from typing import Any, Optional, Union
 
 from ._native import NativeStore as _NativeStore
 from ._native import NotACounter, Timeout
+from ._native import before_fork as _before_fork
 from ._native import forget_transactions_after_fork as _forget_transactions_after_fork
 from .serializers import (
     SERIALIZER_UPGRADES,
@@ -205,14 +206,16 @@ def _close_open_stores() -> None:
 def _after_fork_in_child() -> None:
     # The child's copies of the parent's connections must not be used: every live
     # store gets a fresh handle on the same directory. Transactions the forking thread
-    # had open belong to the parent and are forgotten.
+    # had open belong to the parent and are forgotten; a store that had one open (or a
+    # call in progress in another thread, see _native.before_fork) cannot be used in
+    # the child and says so.
     _forget_transactions_after_fork()
     for store in list(_open_stores.values()):
         store._native.reopen_after_fork()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def _reject_settings(cls_name: str, disk: Any, settings: dict) -> None:
@@ -318,6 +321,11 @@ class _Store:
         if not isinstance(directory, str):
             directory = os.fsdecode(directory)
         timeout = 600.0 if timeout is None else float(timeout)
+        if not kind.startswith("fanout") and os.path.exists(os.path.join(directory, "sciqlop-fanout.toml")):
+            raise ValueError(
+                f"{directory} holds a fanout store, not a single store: open it with "
+                f"Fanout{type(self).__name__}"
+            )
         n = _NativeStore(kind, directory, 0, shards, timeout)
         self._native = n
         self._directory = directory
@@ -405,6 +413,29 @@ class _Store:
     def path(self) -> str:
         """The store's directory."""
         return self._native.path()
+
+    def get_raw(self, key: Any, default: Any = None) -> Any:
+        """The stored bytes of ``key`` as they are, without the serializer (a counter
+        as its ASCII decimal, e.g. ``b"42"``), or ``default``: what the Rust API's
+        ``get`` and ``sqcache get`` return."""
+        v = self._native.get_raw(key if type(key) is str else _encode_key(key))
+        return default if v is None else v
+
+    def set_raw(self, key: Any, data: bytes, expire: Expire = None, tag: Optional[str] = None) -> bool:
+        """Stores ``data`` (bytes) as it is, without the serializer, for programs that
+        read the store through the Rust API or ``sqcache``. Note that ``get`` reads a
+        canonical ASCII decimal (``b"42"``) as the int 42, and other bytes through the
+        serializer: read raw entries back with :meth:`get_raw`."""
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"set_raw stores bytes, not {type(data).__name__}")
+            data = bytes(data)
+        k = key if type(key) is str else _encode_key(key)
+        if expire is None and tag is None:
+            self._nset(k, data)
+        else:
+            self._nset(k, data, _seconds(expire), _tag(tag))
+        return True
 
     def add(self, key: Any, value: Any, expire: Expire = None, read: bool = False,
             tag: Optional[str] = None, retry: bool = False) -> bool:
@@ -525,9 +556,6 @@ class _Store:
 
     def __len__(self) -> int:
         return self._native.len()
-
-    def __bool__(self) -> bool:
-        return True
 
     def __enter__(self) -> "_Store":
         return self
@@ -651,7 +679,9 @@ class _CacheMethods(_Store):
 
     def evict_tag(self, tag: str, retry: bool = False) -> int:
         """Removes every entry tagged ``tag``; returns how many."""
-        return self._native.evict_tag(_tag(tag) or "")
+        if type(tag) is not str:
+            raise TypeError(f"tag must be a str, not {type(tag).__name__}")
+        return self._native.evict_tag(tag)
 
     @property
     def max_size(self) -> int:

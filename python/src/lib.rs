@@ -17,7 +17,8 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
@@ -35,13 +36,13 @@ use sciqlop_cache::{
 mod migrate;
 
 pyo3::create_exception!(
-    _native,
+    pysciqlop_cache,
     Timeout,
     PyRuntimeError,
     "The database stayed locked by another writer for longer than the store's `timeout`."
 );
 pyo3::create_exception!(
-    _native,
+    pysciqlop_cache,
     NotACounter,
     PyTypeError,
     "incr/decr on a value that is not a counter (an int stored by this package, or by \
@@ -151,6 +152,23 @@ thread_local! {
 }
 
 static NEXT_TX: AtomicU64 = AtomicU64::new(1);
+
+/// Engine calls running with the GIL released, in all threads. Counted up while the
+/// caller holds the GIL and down before it takes the GIL back, so a thread that holds
+/// the GIL (the one about to fork) sees every call still inside the engine.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// Whether no engine call was in flight when the process last forked.
+static QUIESCED: AtomicBool = AtomicBool::new(true);
+
+/// Runs the engine call `f` with the GIL released, counted in [`IN_FLIGHT`].
+fn unlocked<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
+    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+    py.detach(|| {
+        let out = f();
+        IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        out
+    })
+}
 
 /// A stored value passed in from Python: bytes borrowed from a `bytes` object, or the
 /// counter encoding of an `int`.
@@ -317,11 +335,18 @@ struct NativeStore {
     inner: ArcSwapOption<Inner>,
     kind: &'static str,
     path: PathBuf,
+    /// Transactions of this store open in any thread.
+    open_tx: AtomicUsize,
+    /// Set in a forked child when the inherited handle could not be replaced.
+    poisoned: OnceLock<String>,
 }
 
 impl NativeStore {
     fn handle(&self) -> PyResult<Arc<Inner>> {
         self.inner.load_full().ok_or_else(|| {
+            if let Some(why) = self.poisoned.get() {
+                return PyRuntimeError::new_err(why.clone());
+            }
             PyRuntimeError::new_err(format!(
                 "operation on a closed store ({} at {})",
                 self.kind,
@@ -350,20 +375,20 @@ impl NativeStore {
         let busy = duration(timeout)?;
         let p = path.clone();
         let inner = match kind {
-            "cache" => py.detach(|| {
+            "cache" => unlocked(py, || {
                 Cache::builder()
                     .max_size(max_size)
                     .busy_timeout(busy)
                     .open(&p)
                     .map(Inner::Cache)
             }),
-            "index" => py.detach(|| {
+            "index" => unlocked(py, || {
                 Index::builder()
                     .busy_timeout(busy)
                     .open(&p)
                     .map(Inner::Index)
             }),
-            "fanout-cache" => py.detach(|| {
+            "fanout-cache" => unlocked(py, || {
                 let mut b = FanoutCache::builder()
                     .max_size(max_size)
                     .configure(|b| b.busy_timeout(busy));
@@ -372,7 +397,7 @@ impl NativeStore {
                 }
                 b.open(&p).map(Inner::FanoutCache)
             }),
-            "fanout-index" => py.detach(|| {
+            "fanout-index" => unlocked(py, || {
                 let mut b = FanoutIndex::builder().configure(|b| b.busy_timeout(busy));
                 if let Some(n) = shards {
                     b = b.shards(n);
@@ -391,6 +416,8 @@ impl NativeStore {
             inner: ArcSwapOption::from_pointee(inner),
             kind,
             path,
+            open_tx: AtomicUsize::new(0),
+            poisoned: OnceLock::new(),
         })
     }
 
@@ -416,17 +443,40 @@ impl NativeStore {
     fn close(&self, py: Python<'_>) -> bool {
         let old = self.inner.swap(None);
         let was_open = old.is_some();
-        py.detach(move || drop(old));
+        unlocked(py, move || drop(old));
         was_open
     }
 
     /// In the child of `fork()`: replaces the inherited handle (whose connections
-    /// belong to the parent) with a fresh one on the same directory.
+    /// belong to the parent) with a fresh one on the same directory. When a transaction
+    /// of the store was open, or an engine call still ran in another thread, as the
+    /// process forked, the child inherited SQLite's record of locks that no connection
+    /// of the child will ever release: the store is then unusable here and every call
+    /// raises `RuntimeError` saying so, instead of waiting forever.
     fn reopen_after_fork(&self, py: Python<'_>) -> PyResult<()> {
-        if let Some(old) = self.inner.load_full() {
-            let new = py.detach(|| old.reopen()).map_err(to_py)?;
-            self.inner.store(Some(Arc::new(new)));
+        let open_tx = self.open_tx.swap(0, Ordering::SeqCst);
+        let Some(old) = self.inner.load_full() else {
+            return Ok(());
+        };
+        if open_tx > 0 || !QUIESCED.load(Ordering::SeqCst) {
+            let why = if open_tx > 0 {
+                "a transaction of it was open"
+            } else {
+                "another thread was inside a call of the cache"
+            };
+            let _ = self.poisoned.set(format!(
+                "{} at {} cannot be used in this process: {why} when the process forked, \
+                 and the child inherited its database locks (fork outside transactions)",
+                self.kind,
+                self.path.display()
+            ));
+            self.inner.store(None);
+            // The inherited handle's connections belong to the parent: leave them.
+            std::mem::forget(old);
+            return Ok(());
         }
+        let new = unlocked(py, || old.reopen()).map_err(to_py)?;
+        self.inner.store(Some(Arc::new(new)));
         Ok(())
     }
 
@@ -443,17 +493,24 @@ impl NativeStore {
     fn get(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
         let k = stored_key(key)?;
         let inner = self.handle()?;
-        let v = py.detach(|| any!(&*inner, s => s.get(&k))).map_err(to_py)?;
+        let v = unlocked(py, || any!(&*inner, s => s.get(&k))).map_err(to_py)?;
         Ok(v.map(|v| value_out(py, &v)))
+    }
+
+    /// The stored bytes of `key` as they are (a counter as its ASCII decimal), or
+    /// `None`.
+    fn get_raw(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyBytes>>> {
+        let k = stored_key(key)?;
+        let inner = self.handle()?;
+        let v = unlocked(py, || any!(&*inner, s => s.get(&k))).map_err(to_py)?;
+        Ok(v.map(|v| PyBytes::new(py, &v).unbind()))
     }
 
     /// `(value, expire_time, tag)` of `key`, or `None`; `expire_time` in Unix seconds.
     fn get_entry(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
         let k = stored_key(key)?;
         let inner = self.handle()?;
-        let v = py
-            .detach(|| any!(&*inner, s => s.get_entry(&k)))
-            .map_err(to_py)?;
+        let v = unlocked(py, || any!(&*inner, s => s.get_entry(&k))).map_err(to_py)?;
         v.map(|(v, info)| entry_tuple(py, &v, &info)).transpose()
     }
 
@@ -461,14 +518,13 @@ impl NativeStore {
     fn get_many(&self, py: Python<'_>, keys: Vec<Bound<'_, PyAny>>) -> PyResult<Py<PyList>> {
         let ks = keys.iter().map(stored_key).collect::<PyResult<Vec<_>>>()?;
         let inner = self.handle()?;
-        let vs = py
-            .detach(|| match &*inner {
-                Inner::Cache(s) => s.get_many(&ks),
-                Inner::Index(s) => s.get_many(&ks),
-                Inner::FanoutCache(s) => ks.iter().map(|k| s.get(k)).collect(),
-                Inner::FanoutIndex(s) => ks.iter().map(|k| s.get(k)).collect(),
-            })
-            .map_err(to_py)?;
+        let vs = unlocked(py, || match &*inner {
+            Inner::Cache(s) => s.get_many(&ks),
+            Inner::Index(s) => s.get_many(&ks),
+            Inner::FanoutCache(s) => ks.iter().map(|k| s.get(k)).collect(),
+            Inner::FanoutIndex(s) => ks.iter().map(|k| s.get(k)).collect(),
+        })
+        .map_err(to_py)?;
         let out = vs
             .iter()
             .map(|v| v.as_deref().map(|v| value_out(py, v)))
@@ -490,13 +546,11 @@ impl NativeStore {
         let v = value_in(value)?;
         let inner = self.handle()?;
         if expire.is_none() && tag.is_none() {
-            return py
-                .detach(|| any!(&*inner, s => s.set(&k, v.bytes())))
-                .map_err(to_py);
+            return unlocked(py, || any!(&*inner, s => s.set(&k, v.bytes()))).map_err(to_py);
         }
         let o = options(expire, tag)?;
         by_kind!(&*inner, s =>
-            cache: py.detach(|| s.set_with(&k, v.bytes(), &o)).map_err(to_py),
+            cache: unlocked(py, || s.set_with(&k, v.bytes(), &o)).map_err(to_py),
             index: no_options_for_index(self.kind, &o))
     }
 
@@ -518,8 +572,8 @@ impl NativeStore {
         let o = options(expire, tag)?;
         let inner = self.handle()?;
         match &*inner {
-            Inner::Cache(s) => py.detach(|| s.set_many_with(refs, &o)),
-            Inner::FanoutCache(s) => py.detach(|| {
+            Inner::Cache(s) => unlocked(py, || s.set_many_with(refs, &o)),
+            Inner::FanoutCache(s) => unlocked(py, || {
                 // One transaction per shard of the batch: a fanout has no cross-shard
                 // transaction.
                 per_shard(s.shard_count(), &refs, |i, mine| {
@@ -528,11 +582,11 @@ impl NativeStore {
             }),
             Inner::Index(s) => {
                 no_options_for_index(self.kind, &o)?;
-                py.detach(|| s.set_many(refs))
+                unlocked(py, || s.set_many(refs))
             }
             Inner::FanoutIndex(s) => {
                 no_options_for_index(self.kind, &o)?;
-                py.detach(|| {
+                unlocked(py, || {
                     per_shard(s.shard_count(), &refs, |i, mine| {
                         s.shards()[i].set_many(mine)
                     })
@@ -558,10 +612,10 @@ impl NativeStore {
         let o = options(expire, tag)?;
         let inner = self.handle()?;
         by_kind!(&*inner, s =>
-        cache: py.detach(|| s.add_with(&k, v.bytes(), &o)).map_err(to_py),
+        cache: unlocked(py, || s.add_with(&k, v.bytes(), &o)).map_err(to_py),
         index: {
             no_options_for_index(self.kind, &o)?;
-            py.detach(|| s.add(&k, v.bytes())).map_err(to_py)
+            unlocked(py, || s.add(&k, v.bytes())).map_err(to_py)
         })
     }
 
@@ -569,15 +623,14 @@ impl NativeStore {
     fn delete(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let k = stored_key(key)?;
         let inner = self.handle()?;
-        py.detach(|| any!(&*inner, s => s.delete(&k)))
-            .map_err(to_py)
+        unlocked(py, || any!(&*inner, s => s.delete(&k))).map_err(to_py)
     }
 
     /// Removes `key` and returns its value, or `None`.
     fn pop(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
         let k = stored_key(key)?;
         let inner = self.handle()?;
-        let v = py.detach(|| any!(&*inner, s => s.pop(&k))).map_err(to_py)?;
+        let v = unlocked(py, || any!(&*inner, s => s.pop(&k))).map_err(to_py)?;
         Ok(v.map(|v| value_out(py, &v)))
     }
 
@@ -585,9 +638,7 @@ impl NativeStore {
     fn pop_entry(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
         let k = stored_key(key)?;
         let inner = self.handle()?;
-        let v = py
-            .detach(|| any!(&*inner, s => s.pop_entry(&k)))
-            .map_err(to_py)?;
+        let v = unlocked(py, || any!(&*inner, s => s.pop_entry(&k))).map_err(to_py)?;
         v.map(|(v, info)| entry_tuple(py, &v, &info)).transpose()
     }
 
@@ -595,8 +646,7 @@ impl NativeStore {
     fn contains(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
         let k = stored_key(key)?;
         let inner = self.handle()?;
-        py.detach(|| any!(&*inner, s => s.contains(&k)))
-            .map_err(to_py)
+        unlocked(py, || any!(&*inner, s => s.contains(&k))).map_err(to_py)
     }
 
     /// Gives a live entry a new expiry in seconds (`None`: never); returns whether the
@@ -607,7 +657,7 @@ impl NativeStore {
         let d = expire.map(duration).transpose()?;
         let inner = self.handle()?;
         by_kind!(&*inner, s =>
-            cache: py.detach(|| s.touch(&k, d)).map_err(to_py),
+            cache: unlocked(py, || s.touch(&k, d)).map_err(to_py),
             index: Err(PyTypeError::new_err(format!("an {} has no expiry", self.kind))))
     }
 
@@ -623,51 +673,50 @@ impl NativeStore {
     ) -> PyResult<i64> {
         let k = stored_key(key)?;
         let inner = self.handle()?;
-        py.detach(|| any!(&*inner, s => s.incr(&k, delta, default)))
-            .map_err(to_py)
+        unlocked(py, || any!(&*inner, s => s.incr(&k, delta, default))).map_err(to_py)
     }
 
     /// Number of live entries.
     fn len(&self, py: Python<'_>) -> PyResult<u64> {
         let inner = self.handle()?;
-        py.detach(|| any!(&*inner, s => s.len())).map_err(to_py)
+        unlocked(py, || any!(&*inner, s => s.len())).map_err(to_py)
     }
 
     /// Bytes of stored values.
     fn size(&self, py: Python<'_>) -> PyResult<u64> {
         let inner = self.handle()?;
-        py.detach(|| any!(&*inner, s => s.size())).map_err(to_py)
+        unlocked(py, || any!(&*inner, s => s.size())).map_err(to_py)
     }
 
     /// Bytes on disk (database, WAL, value files).
     fn volume(&self, py: Python<'_>) -> PyResult<u64> {
         let inner = self.handle()?;
-        py.detach(|| any!(&*inner, s => s.volume())).map_err(to_py)
+        unlocked(py, || any!(&*inner, s => s.volume())).map_err(to_py)
     }
 
     /// Removes every entry; returns how many.
     fn clear(&self, py: Python<'_>) -> PyResult<u64> {
         let inner = self.handle()?;
-        py.detach(|| any!(&*inner, s => s.clear())).map_err(to_py)
+        unlocked(py, || any!(&*inner, s => s.clear())).map_err(to_py)
     }
 
     /// Removes expired entries now; returns how many.
     fn expire(&self, py: Python<'_>) -> PyResult<u64> {
         let inner = self.handle()?;
-        by_kind!(&*inner, s => cache: py.detach(|| s.expire()).map_err(to_py), index: Ok(0))
+        by_kind!(&*inner, s => cache: unlocked(py, || s.expire()).map_err(to_py), index: Ok(0))
     }
 
     /// Evicts least-recently-used entries down to 90 % of `max_size` if above it;
     /// returns how many.
     fn evict(&self, py: Python<'_>) -> PyResult<u64> {
         let inner = self.handle()?;
-        by_kind!(&*inner, s => cache: py.detach(|| s.evict()).map_err(to_py), index: Ok(0))
+        by_kind!(&*inner, s => cache: unlocked(py, || s.evict()).map_err(to_py), index: Ok(0))
     }
 
     /// Removes every entry tagged `tag`; returns how many.
     fn evict_tag(&self, py: Python<'_>, tag: &str) -> PyResult<u64> {
         let inner = self.handle()?;
-        by_kind!(&*inner, s => cache: py.detach(|| s.evict_tag(tag)).map_err(to_py), index: Ok(0))
+        by_kind!(&*inner, s => cache: unlocked(py, || s.evict_tag(tag)).map_err(to_py), index: Ok(0))
     }
 
     /// The bound on value bytes (0: unbounded).
@@ -680,7 +729,7 @@ impl NativeStore {
     fn set_max_size(&self, py: Python<'_>, bytes: u64) -> PyResult<()> {
         let inner = self.handle()?;
         by_kind!(&*inner, s =>
-            cache: py.detach(|| s.set_max_size(bytes)).map_err(to_py),
+            cache: unlocked(py, || s.set_max_size(bytes)).map_err(to_py),
             index: Err(PyTypeError::new_err(format!("an {} has no size bound", self.kind))))
     }
 
@@ -700,9 +749,7 @@ impl NativeStore {
     #[pyo3(signature = (fix=false))]
     fn check<'py>(&self, py: Python<'py>, fix: bool) -> PyResult<Bound<'py, PyDict>> {
         let inner = self.handle()?;
-        let r = py
-            .detach(|| any!(&*inner, s => s.check(fix)))
-            .map_err(to_py)?;
+        let r = unlocked(py, || any!(&*inner, s => s.check(fix))).map_err(to_py)?;
         report_dict(py, &r)
     }
 
@@ -715,14 +762,17 @@ impl NativeStore {
         limit: usize,
     ) -> PyResult<Vec<String>> {
         let inner = self.handle()?;
-        py.detach(|| any!(&*inner, s => s.keys_page("", after.as_deref(), limit.max(1))))
-            .map_err(to_py)
+        unlocked(
+            py,
+            || any!(&*inner, s => s.keys_page("", after.as_deref(), limit.max(1))),
+        )
+        .map_err(to_py)
     }
 
     /// Every stored key, in byte order.
     fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         let inner = self.handle()?;
-        py.detach(|| {
+        unlocked(py, || {
             let mut out: Vec<String> = Vec::new();
             loop {
                 let page =
@@ -740,16 +790,14 @@ impl NativeStore {
     /// A metadata value of the store (not an entry), or `None`.
     fn get_meta(&self, py: Python<'_>, name: &str) -> PyResult<Option<String>> {
         let inner = self.handle()?;
-        py.detach(|| any!(&*inner, s => s.metadata(name)))
-            .map_err(to_py)
+        unlocked(py, || any!(&*inner, s => s.metadata(name))).map_err(to_py)
     }
 
     /// Sets (or with `None`, removes) a metadata value.
     #[pyo3(signature = (name, value=None))]
     fn set_meta(&self, py: Python<'_>, name: &str, value: Option<&str>) -> PyResult<()> {
         let inner = self.handle()?;
-        py.detach(|| any!(&*inner, s => s.set_metadata(name, value)))
-            .map_err(to_py)
+        unlocked(py, || any!(&*inner, s => s.set_metadata(name, value))).map_err(to_py)
     }
 
     /// Begins a transaction on this thread (on a fanout: on the shard of `key`, which
@@ -761,7 +809,7 @@ impl NativeStore {
         let inner = self.handle()?;
         let serial = NEXT_TX.fetch_add(1, Ordering::Relaxed);
         let kind = self.kind;
-        py.detach(move || {
+        unlocked(py, move || {
             let cell = TxCell::try_new(inner, |s| -> PyResult<OptTx<'_>> {
                 let tx = match (&**s, k.as_deref()) {
                     (Inner::Cache(s), _) => s.begin(),
@@ -777,6 +825,7 @@ impl NativeStore {
                 tx.map(Some).map_err(to_py)
             })?;
             TRANSACTIONS.with(|t| t.borrow_mut().push((serial, cell)));
+            self.open_tx.fetch_add(1, Ordering::SeqCst);
             Ok(serial)
         })
     }
@@ -785,11 +834,14 @@ impl NativeStore {
     /// rolls it back. It must be the innermost one open.
     fn end(&self, py: Python<'_>, serial: u64, commit: bool) -> PyResult<()> {
         let tag = serial;
-        py.detach(move || {
+        unlocked(py, move || {
             let cell = TRANSACTIONS.with(|t| {
                 let mut t = t.borrow_mut();
                 match t.last() {
-                    Some((top, _)) if *top == tag => Ok(t.pop().map(|(_, c)| c)),
+                    Some((top, _)) if *top == tag => {
+                        self.open_tx.fetch_sub(1, Ordering::SeqCst);
+                        Ok(t.pop().map(|(_, c)| c))
+                    }
                     _ if t.iter().any(|(x, _)| *x == tag) => Err(PyRuntimeError::new_err(
                         "transactions must end innermost first",
                     )),
@@ -818,9 +870,22 @@ impl NativeStore {
     }
 }
 
+/// Called just before `fork()`, with the GIL held (so no new engine call can start):
+/// waits up to a second for the engine calls other threads are running to finish, so
+/// that the child does not inherit SQLite locks in the middle of a call.
+#[pyfunction]
+fn before_fork() {
+    let start = std::time::Instant::now();
+    while IN_FLIGHT.load(Ordering::SeqCst) > 0 && start.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    QUIESCED.store(IN_FLIGHT.load(Ordering::SeqCst) == 0, Ordering::SeqCst);
+}
+
 /// Called in the child of `fork()` before any store is used: forgets the transactions
 /// the forking thread had open (their connections belong to the parent; finishing them
-/// here would touch the parent's database locks).
+/// here would touch the parent's database locks) and the calls of threads that do not
+/// exist here.
 #[pyfunction]
 fn forget_transactions_after_fork() {
     TRANSACTIONS.with(|t| {
@@ -828,6 +893,7 @@ fn forget_transactions_after_fork() {
             std::mem::forget(cell);
         }
     });
+    IN_FLIGHT.store(0, Ordering::SeqCst);
 }
 
 /// `pysciqlop_cache._native`: see the crate docs.
@@ -835,6 +901,7 @@ fn forget_transactions_after_fork() {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeStore>()?;
     m.add_function(wrap_pyfunction!(forget_transactions_after_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(before_fork, m)?)?;
     m.add("Timeout", m.py().get_type::<Timeout>())?;
     m.add("NotACounter", m.py().get_type::<NotACounter>())?;
     migrate::register(m)?;

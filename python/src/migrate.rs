@@ -53,7 +53,7 @@ impl DiskcacheReader {
         py: Python<'_>,
         f: impl FnOnce(&mut State) -> Result<R, SourceError> + Send,
     ) -> PyResult<R> {
-        py.detach(|| {
+        crate::unlocked(py, || {
             let mut st = self.state.lock().map_err(|_| {
                 PyRuntimeError::new_err("the diskcache reader failed in another thread")
             })?;
