@@ -11,6 +11,8 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 "$ROOT/scripts/setup.sh"
 "$ROOT/scripts/build-guests.sh" >/dev/null
 cargo test --workspace --locked
+# The Python package: its own venv, `pip install ./python`, pytest (python/tests).
+"$ROOT/scripts/test-python.sh"
 # The browser build: wasm-bindgen-test under node, then headless Chromium with OPFS.
 "$ROOT/scripts/test-web.sh"
 # What the run left on disk: CI's disk is small, so keep an eye on this figure.
