@@ -35,6 +35,42 @@ use sciqlop_cache::{
 
 mod migrate;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Pickle protocol 5 of a `bytes` object of at least [`PICKLED_BYTES_MIN`] bytes (and
+/// less than 4 GiB) is exactly `80 05 42 <u32 le length> <data> 94 2e`: PROTO 5,
+/// BINBYTES, MEMOIZE, STOP, without framing (pickle writes such payloads outside
+/// frames). The extension writes and reads that form itself for stores whose
+/// serializer is pickle: no `pickle.dumps`/`loads` copy of a large value with the GIL
+/// held. The stored bytes are the ones `pickle.dumps(value, 5)` gives.
+const PICKLED_BYTES_MIN: usize = 64 * 1024;
+const PICKLED_BYTES_HEAD: [u8; 3] = [0x80, 0x05, 0x42];
+const PICKLED_BYTES_TAIL: [u8; 2] = [0x94, 0x2e];
+
+/// The data of a value stored as a large pickled `bytes` object, if it is one.
+fn pickled_bytes(v: &[u8]) -> Option<&[u8]> {
+    let n = v.len().checked_sub(9)?;
+    if n < PICKLED_BYTES_MIN
+        || !v.starts_with(&PICKLED_BYTES_HEAD)
+        || !v.ends_with(&PICKLED_BYTES_TAIL)
+    {
+        return None;
+    }
+    let len = u32::from_le_bytes([v[3], v[4], v[5], v[6]]) as usize;
+    (len == n).then(|| &v[7..7 + n])
+}
+
+/// `pickle.dumps(data, 5)` for a large `bytes` object (see [`pickled_bytes`]).
+fn pickle_bytes(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 9);
+    out.extend_from_slice(&PICKLED_BYTES_HEAD);
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(&PICKLED_BYTES_TAIL);
+    out
+}
+
 pyo3::create_exception!(
     pysciqlop_cache,
     Timeout,
@@ -175,21 +211,36 @@ fn unlocked<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
 enum ValueIn<'a> {
     Borrowed(&'a [u8]),
     Owned(Vec<u8>),
+    /// A large `bytes` value to store pickled (framed when the engine call runs,
+    /// without the GIL: see [`pickle_bytes`]).
+    Pickle(&'a [u8]),
 }
 
 impl ValueIn<'_> {
-    fn bytes(&self) -> &[u8] {
+    fn bytes(&self) -> Cow<'_, [u8]> {
         match self {
-            ValueIn::Borrowed(b) => b,
-            ValueIn::Owned(v) => v,
+            ValueIn::Borrowed(b) => Cow::Borrowed(b),
+            ValueIn::Owned(v) => Cow::Borrowed(v),
+            ValueIn::Pickle(b) => Cow::Owned(pickle_bytes(b)),
         }
     }
 }
 
 fn value_in<'a>(value: &'a Bound<'_, PyAny>) -> PyResult<ValueIn<'a>> {
+    value_in_as(value, false)
+}
+
+/// [`value_in`]; with `pickle`, a `bytes` value of at least [`PICKLED_BYTES_MIN`] bytes
+/// is stored as its pickle (the Python layer asks for it when its serializer is pickle).
+fn value_in_as<'a>(value: &'a Bound<'_, PyAny>, pickle: bool) -> PyResult<ValueIn<'a>> {
     if let Ok(b) = value.cast_exact::<PyBytes>() {
-        return Ok(ValueIn::Borrowed(b.as_bytes()));
+        let data = b.as_bytes();
+        if pickle && data.len() >= PICKLED_BYTES_MIN && u32::try_from(data.len()).is_ok() {
+            return Ok(ValueIn::Pickle(data));
+        }
+        return Ok(ValueIn::Borrowed(data));
     }
+
     if value.is_exact_instance_of::<PyInt>() {
         let n: i64 = value.extract().map_err(|_| {
             PyOverflowError::new_err("an int value stored as a counter must fit in 64 bits")
@@ -228,7 +279,14 @@ fn stored_key<'a>(key: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
 
 /// A stored value as Python sees it: a canonical ASCII-decimal i64 is an `int`, anything
 /// else `bytes` for the serializer.
-fn value_out(py: Python<'_>, v: &[u8]) -> Py<PyAny> {
+///
+/// With `pickle`, a large pickled `bytes` value is returned decoded, as a 1-tuple
+/// `(data,)` (see [`pickled_bytes`]).
+fn value_out(py: Python<'_>, v: &[u8], pickle: bool) -> Py<PyAny> {
+    if pickle && let Some(data) = pickled_bytes(v) {
+        return PyTuple::new(py, [PyBytes::new(py, data)])
+            .map_or_else(|_| py.None(), |t| t.into_any().unbind());
+    }
     // A counter is at most 20 bytes and starts with '-' or a digit: check that first.
     if v.len() <= 20
         && matches!(v.first(), Some(b'-' | b'0'..=b'9'))
@@ -281,11 +339,11 @@ fn no_options_for_index(kind: &str, o: &SetOptions) -> PyResult<()> {
     Ok(())
 }
 
-fn entry_tuple(py: Python<'_>, v: &[u8], info: &EntryInfo) -> PyResult<Py<PyAny>> {
+fn entry_tuple(py: Python<'_>, v: &[u8], info: &EntryInfo, pickle: bool) -> PyResult<Py<PyAny>> {
     let t = PyTuple::new(
         py,
         [
-            value_out(py, v),
+            value_out(py, v, pickle),
             expire_secs(info.expire)
                 .into_pyobject(py)?
                 .into_any()
@@ -337,6 +395,8 @@ struct NativeStore {
     path: PathBuf,
     /// Transactions of this store open in any thread.
     open_tx: AtomicUsize,
+    /// The store's serializer is pickle: large pickled `bytes` values are decoded here.
+    pickle: AtomicBool,
     /// Set in a forked child when the inherited handle could not be replaced.
     poisoned: OnceLock<String>,
 }
@@ -363,7 +423,7 @@ impl NativeStore {
     /// bytes (0: unbounded), `shards` is a new fanout's shard count, `timeout` the
     /// longest wait in seconds for a lock another writer holds.
     #[new]
-    #[pyo3(signature = (kind, path, max_size=0, shards=None, timeout=600.0))]
+    #[pyo3(signature = (kind, path, max_size=0, shards=None, timeout=600.0, file_threshold=None))]
     fn new(
         py: Python<'_>,
         kind: &str,
@@ -371,13 +431,16 @@ impl NativeStore {
         max_size: u64,
         shards: Option<u32>,
         timeout: f64,
+        file_threshold: Option<usize>,
     ) -> PyResult<Self> {
+        let threshold = file_threshold.unwrap_or(sciqlop_cache::DEFAULT_FILE_THRESHOLD);
         let busy = duration(timeout)?;
         let p = path.clone();
         let inner = match kind {
             "cache" => unlocked(py, || {
                 Cache::builder()
                     .max_size(max_size)
+                    .file_threshold(threshold)
                     .busy_timeout(busy)
                     .open(&p)
                     .map(Inner::Cache)
@@ -391,14 +454,15 @@ impl NativeStore {
             "fanout-cache" => unlocked(py, || {
                 let mut b = FanoutCache::builder()
                     .max_size(max_size)
-                    .configure(|b| b.busy_timeout(busy));
+                    .configure(|b| b.busy_timeout(busy).file_threshold(threshold));
                 if let Some(n) = shards {
                     b = b.shards(n);
                 }
                 b.open(&p).map(Inner::FanoutCache)
             }),
             "fanout-index" => unlocked(py, || {
-                let mut b = FanoutIndex::builder().configure(|b| b.busy_timeout(busy));
+                let mut b = FanoutIndex::builder()
+                    .configure(|b| b.busy_timeout(busy).file_threshold(threshold));
                 if let Some(n) = shards {
                     b = b.shards(n);
                 }
@@ -417,8 +481,16 @@ impl NativeStore {
             kind,
             path,
             open_tx: AtomicUsize::new(0),
+            pickle: AtomicBool::new(false),
             poisoned: OnceLock::new(),
         })
+    }
+
+    /// Whether the store's serializer is pickle (protocol 5): then large pickled
+    /// `bytes` values come back decoded as `(data,)` (see `set(..., pickle=True)`).
+    #[setter]
+    fn set_pickle_bytes(&self, on: bool) {
+        self.pickle.store(on, Ordering::Relaxed);
     }
 
     /// The store's kind: `"Cache"`, `"Index"`, `"FanoutCache"` or `"FanoutIndex"`.
@@ -494,7 +566,7 @@ impl NativeStore {
         let k = stored_key(key)?;
         let inner = self.handle()?;
         let v = unlocked(py, || any!(&*inner, s => s.get(&k))).map_err(to_py)?;
-        Ok(v.map(|v| value_out(py, &v)))
+        Ok(v.map(|v| value_out(py, &v, self.pickle.load(Ordering::Relaxed))))
     }
 
     /// The stored bytes of `key` as they are (a counter as its ASCII decimal), or
@@ -511,7 +583,8 @@ impl NativeStore {
         let k = stored_key(key)?;
         let inner = self.handle()?;
         let v = unlocked(py, || any!(&*inner, s => s.get_entry(&k))).map_err(to_py)?;
-        v.map(|(v, info)| entry_tuple(py, &v, &info)).transpose()
+        v.map(|(v, info)| entry_tuple(py, &v, &info, self.pickle.load(Ordering::Relaxed)))
+            .transpose()
     }
 
     /// Values of several keys, in order (`None` for each miss).
@@ -527,13 +600,18 @@ impl NativeStore {
         .map_err(to_py)?;
         let out = vs
             .iter()
-            .map(|v| v.as_deref().map(|v| value_out(py, v)))
+            .map(|v| {
+                v.as_deref()
+                    .map(|v| value_out(py, v, self.pickle.load(Ordering::Relaxed)))
+            })
             .collect::<Vec<_>>();
         Ok(PyList::new(py, out)?.unbind())
     }
 
-    /// Stores `value` under `key` with an optional expiry (seconds) and tag.
-    #[pyo3(signature = (key, value, expire=None, tag=None))]
+    /// Stores `value` under `key` with an optional expiry (seconds) and tag. With
+    /// `pickle`, a large `bytes` value is stored as `pickle.dumps(value, 5)` would
+    /// store it, framed here without the GIL.
+    #[pyo3(signature = (key, value, expire=None, tag=None, pickle=false))]
     fn set(
         &self,
         py: Python<'_>,
@@ -541,16 +619,17 @@ impl NativeStore {
         value: &Bound<'_, PyAny>,
         expire: Option<f64>,
         tag: Option<String>,
+        pickle: bool,
     ) -> PyResult<()> {
         let k = stored_key(key)?;
-        let v = value_in(value)?;
+        let v = value_in_as(value, pickle)?;
         let inner = self.handle()?;
         if expire.is_none() && tag.is_none() {
-            return unlocked(py, || any!(&*inner, s => s.set(&k, v.bytes()))).map_err(to_py);
+            return unlocked(py, || any!(&*inner, s => s.set(&k, &*v.bytes()))).map_err(to_py);
         }
         let o = options(expire, tag)?;
         by_kind!(&*inner, s =>
-            cache: unlocked(py, || s.set_with(&k, v.bytes(), &o)).map_err(to_py),
+            cache: unlocked(py, || s.set_with(&k, &*v.bytes(), &o)).map_err(to_py),
             index: no_options_for_index(self.kind, &o))
     }
 
@@ -568,7 +647,12 @@ impl NativeStore {
             .iter()
             .map(|(k, v)| Ok((stored_key(k)?, value_in(v)?)))
             .collect::<PyResult<Vec<_>>>()?;
-        let refs: Vec<(&str, &[u8])> = entries.iter().map(|(k, v)| (&**k, v.bytes())).collect();
+        let bufs: Vec<Cow<'_, [u8]>> = entries.iter().map(|(_, v)| v.bytes()).collect();
+        let refs: Vec<(&str, &[u8])> = entries
+            .iter()
+            .zip(&bufs)
+            .map(|((k, _), v)| (&**k, &**v))
+            .collect();
         let o = options(expire, tag)?;
         let inner = self.handle()?;
         match &*inner {
@@ -612,10 +696,10 @@ impl NativeStore {
         let o = options(expire, tag)?;
         let inner = self.handle()?;
         by_kind!(&*inner, s =>
-        cache: unlocked(py, || s.add_with(&k, v.bytes(), &o)).map_err(to_py),
+        cache: unlocked(py, || s.add_with(&k, &*v.bytes(), &o)).map_err(to_py),
         index: {
             no_options_for_index(self.kind, &o)?;
-            unlocked(py, || s.add(&k, v.bytes())).map_err(to_py)
+            unlocked(py, || s.add(&k, &*v.bytes())).map_err(to_py)
         })
     }
 
@@ -631,7 +715,7 @@ impl NativeStore {
         let k = stored_key(key)?;
         let inner = self.handle()?;
         let v = unlocked(py, || any!(&*inner, s => s.pop(&k))).map_err(to_py)?;
-        Ok(v.map(|v| value_out(py, &v)))
+        Ok(v.map(|v| value_out(py, &v, self.pickle.load(Ordering::Relaxed))))
     }
 
     /// Removes `key` and returns `(value, expire_time, tag)`, or `None`.
@@ -639,7 +723,8 @@ impl NativeStore {
         let k = stored_key(key)?;
         let inner = self.handle()?;
         let v = unlocked(py, || any!(&*inner, s => s.pop_entry(&k))).map_err(to_py)?;
-        v.map(|(v, info)| entry_tuple(py, &v, &info)).transpose()
+        v.map(|(v, info)| entry_tuple(py, &v, &info, self.pickle.load(Ordering::Relaxed)))
+            .transpose()
     }
 
     /// Whether `key` holds a live entry.

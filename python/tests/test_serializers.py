@@ -158,3 +158,30 @@ def test_unserializable_values_are_type_errors(store):
     with pytest.raises(TypeError, match="cannot serialize the value of key 'k'"):
         store["k"] = threading.Lock()
     assert "k" not in store
+
+
+@pytest.mark.parametrize("size", [65535, 65536, 65537, 1 << 20])
+def test_large_bytes_are_stored_exactly_as_pickle_would(tmp_path, size):
+    import os
+
+    for ser in (sc.PickleSerializer(), sc.PickleOOBSerializer()):
+        s = sc.Index(str(tmp_path / f"{ser.name}-{size}"), serializer=ser)
+        v = os.urandom(size)
+        s["v"] = v
+        s.set_many({"m": v})
+        assert s.get_raw("v") == pickle.dumps(v, 5) == s.get_raw("m")
+        assert s["v"] == v and type(s["v"]) is bytes
+        assert s.get_many(["v", "m"]) == [v, v] and s.pop("v") == v
+    c = sc.Cache(str(tmp_path / f"c-{size}"))
+    c.set("v", v, expire=60, tag="t")
+    assert c.get("v", tag=True) == (v, "t") and c.pop("v", tag=True) == (v, "t")
+    m = sc.Cache(str(tmp_path / f"msgspec-{size}"), serializer=sc.MsgspecSerializer())
+    m["v"] = v
+    assert m["v"] == v and m.get_raw("v") != pickle.dumps(v, 5)
+
+
+def test_pickle_with_another_protocol_is_left_to_pickle(tmp_path):
+    s = sc.Cache(str(tmp_path / "p4"), serializer=sc.PickleSerializer(protocol=4))
+    v = b"x" * 100_000
+    s["v"] = v
+    assert s.get_raw("v") == pickle.dumps(v, 4) and s["v"] == v
