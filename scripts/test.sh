@@ -15,6 +15,8 @@ cargo test --workspace --locked
 # The C ABI and the C++20 wrapper: C and C++ tests (also under ASan + UBSan), the seed's
 # C++ snippet built against the installed package, interop with the Rust CLI.
 "$ROOT/scripts/test-cpp.sh"
+# The Python package: its own venv, `pip install ./python`, pytest (python/tests).
+"$ROOT/scripts/test-python.sh"
 # The browser build: wasm-bindgen-test under node, then headless Chromium with OPFS.
 "$ROOT/scripts/test-web.sh"
 # What the run left on disk: CI's disk is small, so keep an eye on this figure.

@@ -19,5 +19,5 @@
 
 pub mod human;
 pub mod migrate;
-pub mod pyrepr;
+pub use sciqlop_cache_migrate::pyrepr;
 pub mod store;

@@ -58,19 +58,17 @@
 //! `Cache.check(fix=True)` removes them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sciqlop_cache::{DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, SetOptions};
+use sciqlop_cache_migrate::diskcache::DiskcacheSource;
+pub use sciqlop_cache_migrate::diskcache::{DISKCACHE_DB, is_diskcache_dir};
+use sciqlop_cache_migrate::{Entry, EntryId, Item, Read, ReadOptions, Source, SourceError};
 use serde::Serialize;
 
 use crate::pyrepr;
 use crate::store::{AnyStore, StoreError, StoreKind, detect};
-
-/// Name of diskcache's database file.
-pub const DISKCACHE_DB: &str = "cache.db";
 
 /// What to do with pickled values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -290,15 +288,9 @@ pub enum MigrateError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A database error in the source.
-    #[error("reading diskcache database {path} failed: {source}")]
-    Source {
-        /// The database file.
-        path: PathBuf,
-        /// The SQLite error.
-        #[source]
-        source: rusqlite::Error,
-    },
+    /// The source could not be read (a database error).
+    #[error(transparent)]
+    Source(SourceError),
     /// The destination is not usable.
     #[error("destination {path}: {reason}")]
     Destination {
@@ -312,166 +304,41 @@ pub enum MigrateError {
     Store(#[from] StoreError),
 }
 
-/// Whether `dir` looks like a diskcache directory: a `cache.db`, or numbered shard
-/// directories holding one (a `FanoutCache`).
-pub fn is_diskcache_dir(dir: &Path) -> bool {
-    source_dbs(dir).is_ok_and(|v| !v.is_empty())
-}
-
-/// The shard directories of a diskcache directory: `[(name, dir)]`, the name empty for a
-/// single store.
-fn source_dbs(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
-    if dir.join(DISKCACHE_DB).is_file() {
-        return Ok(vec![(String::new(), dir.to_owned())]);
-    }
-    let mut shards = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_digit())
-            && entry.path().join(DISKCACHE_DB).is_file()
-        {
-            shards.push((name, entry.path()));
+impl From<SourceError> for MigrateError {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Missing(p) => MigrateError::SourceMissing(p),
+            SourceError::NotASource { path, reason, .. } => {
+                MigrateError::NotADiskcache { path, reason }
+            }
+            other => MigrateError::Source(other),
         }
     }
-    shards.sort_by_key(|(name, _)| name.parse::<u64>().unwrap_or(u64::MAX));
-    Ok(shards)
 }
 
-/// One source database.
-struct Shard {
-    name: String,
-    dir: PathBuf,
-    db: PathBuf,
-    conn: Connection,
-}
-
-impl Shard {
-    fn open(name: String, dir: PathBuf, writable: bool) -> Result<Self, MigrateError> {
-        let db = dir.join(DISKCACHE_DB);
-        let err = |source| MigrateError::Source {
-            path: db.clone(),
-            source,
-        };
-        let rw = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = match Connection::open_with_flags(&db, rw) {
-            Ok(c) => c,
-            Err(e) if writable => return Err(err(e)),
-            Err(_) => Connection::open_with_flags(
-                &db,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(err)?,
-        };
-        conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
-        // diskcache's triggers quote their string literals with double quotes.
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DQS_DML, true)
-            .map_err(err)?;
-        if let Err(e) = conn.prepare(ROW_COLUMNS_CHECK) {
-            return Err(MigrateError::NotADiskcache {
-                path: dir.clone(),
-                reason: format!("{DISKCACHE_DB} has no diskcache Cache table ({e})"),
-            });
-        }
-        Ok(Shard {
-            name,
-            dir,
-            db,
-            conn,
-        })
-    }
-
-    fn err(&self, source: rusqlite::Error) -> MigrateError {
-        MigrateError::Source {
-            path: self.db.clone(),
-            source,
-        }
-    }
-
-    fn fetch(&self, rowid: i64) -> Result<Option<Row>, MigrateError> {
-        let mut st = self.conn.prepare_cached(FETCH).map_err(|e| self.err(e))?;
-        st.query_row([rowid], |r| {
-            Ok(Row {
-                rowid,
-                key: r.get(0)?,
-                raw: r.get(1)?,
-                store_time: r.get(2)?,
-                expire_time: r.get(3)?,
-                tag: r.get(4)?,
-                size: r.get(5)?,
-                mode: r.get(6)?,
-                filename: r.get(7)?,
-                value: r.get(8)?,
-            })
-        })
-        .optional()
-        .map_err(|e| self.err(e))
-    }
-}
-
-const ROW_COLUMNS_CHECK: &str = "SELECT rowid, key, raw, store_time, expire_time, access_time, \
-     tag, size, mode, filename, value FROM Cache LIMIT 0";
-const FETCH: &str = "SELECT key, raw, store_time, expire_time, tag, size, mode, filename, value \
-     FROM Cache WHERE rowid = ?1";
-const SCAN: &str = "SELECT rowid, access_time, raw, \
-     CASE WHEN raw = 1 AND typeof(key) <> 'text' THEN key END FROM Cache";
-const HAS_TEXT_KEY: &str = "SELECT 1 FROM Cache WHERE key = ?1 AND raw = 1";
-const DELETE_UNCHANGED: &str = "DELETE FROM Cache WHERE rowid = ?1 AND key IS ?2 AND raw IS ?3 \
-     AND store_time IS ?4 AND expire_time IS ?5 AND tag IS ?6 AND mode IS ?7 \
-     AND filename IS ?8 AND value IS ?9";
-
-/// A source row as read.
-#[derive(Debug, Clone)]
-struct Row {
-    rowid: i64,
-    key: Value,
-    raw: i64,
-    store_time: Option<f64>,
-    expire_time: Option<f64>,
-    tag: Value,
-    size: Option<i64>,
-    mode: Option<i64>,
-    filename: Option<String>,
-    value: Value,
-}
-
-/// The text form of a raw (non-pickled) source key, or why it has none.
-fn key_text(key: &Value) -> Result<String, SkipReason> {
+/// The text form of a source key that is not a pickle, or why it has none.
+fn key_text(key: &Item) -> Result<String, SkipReason> {
     match key {
-        Value::Text(s) => Ok(s.clone()),
-        Value::Blob(b) => String::from_utf8(b.clone()).map_err(|_| SkipReason::NonUtf8Key),
-        Value::Integer(i) => Ok(i.to_string()),
-        Value::Real(f) => Ok(pyrepr::float(*f)),
-        Value::Null => Err(SkipReason::Unsupported("NULL key".into())),
+        Item::Str(s) => Ok(s.clone()),
+        Item::Bytes(b) => String::from_utf8(b.clone()).map_err(|_| SkipReason::NonUtf8Key),
+        Item::Int(i) => Ok(i.to_string()),
+        Item::Float(f) => Ok(pyrepr::float(*f)),
+        Item::Pickle(_) => Err(SkipReason::PickledKey),
     }
 }
 
-fn key_display(raw: i64, key: &Value) -> String {
-    if raw == 0 {
-        return match key {
-            Value::Blob(b) => format!("<pickled key, {} bytes>", b.len()),
-            _ => "<pickled key>".to_owned(),
-        };
-    }
-    match key {
-        Value::Text(s) => pyrepr::str_repr(s),
-        Value::Blob(b) => pyrepr::bytes_repr(b),
-        Value::Integer(i) => i.to_string(),
-        Value::Real(f) => pyrepr::float(*f),
-        Value::Null => "None".to_owned(),
-    }
+fn key_display(key: &Item) -> String {
+    key.display("key")
 }
 
-fn tag_text(tag: &Value) -> Result<Option<String>, SkipReason> {
+fn tag_text(tag: &Option<Item>) -> Result<Option<String>, SkipReason> {
     match tag {
-        Value::Null => Ok(None),
-        Value::Text(s) => Ok(Some(s.clone())),
-        Value::Blob(b) => String::from_utf8(b.clone())
+        None => Ok(None),
+        Some(Item::Bytes(b)) => String::from_utf8(b.clone())
             .map(Some)
             .map_err(|_| SkipReason::NonUtf8Tag),
-        Value::Integer(i) => Ok(Some(i.to_string())),
-        Value::Real(f) => Ok(Some(pyrepr::float(*f))),
+        Some(Item::Pickle(_)) => Err(SkipReason::Unsupported("pickled tag".into())),
+        Some(t) => key_text(t).map(Some),
     }
 }
 
@@ -481,26 +348,14 @@ fn now_secs() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// The value file of a row, refusing paths that leave the shard directory.
-fn value_path(dir: &Path, filename: &str) -> Option<PathBuf> {
-    let rel = Path::new(filename);
-    rel.components()
-        .all(|c| matches!(c, Component::Normal(_)))
-        .then(|| dir.join(rel))
-}
-
-/// What became of one row.
+/// What becomes of one source entry.
 enum Outcome {
     Entry {
         key: String,
         value: Vec<u8>,
-        expire_at: Option<f64>,
         tag: Option<String>,
     },
     Skip(SkipReason),
-    /// The value file is missing: re-read the row (it may have been replaced).
-    FileMissing(String),
-    Error(String),
 }
 
 struct Converter {
@@ -511,110 +366,58 @@ struct Converter {
 }
 
 impl Converter {
-    fn convert(&self, shard: &Shard, row: &Row, now: f64) -> Outcome {
-        if let Some(e) = row.expire_time
+    fn convert(&self, entry: &Entry, now: f64) -> Outcome {
+        if let Some(e) = entry.expire_at
             && e <= now
         {
             return Outcome::Skip(SkipReason::Expired);
         }
-        if row.raw == 0 {
-            return Outcome::Skip(SkipReason::PickledKey);
-        }
-        let key = match key_text(&row.key) {
+        let key = match key_text(&entry.key) {
             Ok(k) => k,
             Err(r) => return Outcome::Skip(r),
         };
-        if !matches!(row.key, Value::Text(_)) && self.collisions.contains(&key) {
+        if !matches!(entry.key, Item::Str(_)) && self.collisions.contains(&key) {
             return Outcome::Skip(SkipReason::KeyCollision(key));
         }
         if key.len() > DEFAULT_MAX_KEY_LEN {
             return Outcome::Skip(SkipReason::KeyTooLong);
         }
-        let tag = match tag_text(&row.tag) {
+        let tag = match tag_text(&entry.tag) {
             Ok(t) => t,
             Err(r) => return Outcome::Skip(r),
         };
         if !self.dest_kind.has_expiry_and_tags() {
-            if row.expire_time.is_some() {
+            if entry.expire_at.is_some() {
                 return Outcome::Skip(SkipReason::ExpiryInIndex);
             }
             if tag.is_some() {
                 return Outcome::Skip(SkipReason::TagInIndex);
             }
         }
-        if row.size.unwrap_or(0) as u64 > DEFAULT_MAX_VALUE_SIZE {
-            return Outcome::Skip(SkipReason::ValueTooLarge);
-        }
-        let value = match row.mode {
-            Some(1) => match &row.value {
-                Value::Text(s) => s.clone().into_bytes(),
-                Value::Blob(b) => b.clone(),
-                Value::Integer(i) => sciqlop_cache::counter::encode(*i),
-                Value::Real(f) => pyrepr::float(*f).into_bytes(),
-                Value::Null => {
-                    return Outcome::Skip(SkipReason::Unsupported("raw value is NULL".into()));
-                }
-            },
-            Some(4) if self.pickled == PickledValues::Skip => {
+        let value = match &entry.value {
+            Item::Str(s) => s.clone().into_bytes(),
+            Item::Bytes(b) => b.clone(),
+            Item::Int(i) => sciqlop_cache::counter::encode(*i),
+            Item::Float(f) => pyrepr::float(*f).into_bytes(),
+            Item::Pickle(_) if self.pickled == PickledValues::Skip => {
                 return Outcome::Skip(SkipReason::PickledValue);
             }
-            Some(4) if !matches!(row.value, Value::Null) => match &row.value {
-                Value::Blob(b) => b.clone(),
-                _ => {
-                    return Outcome::Skip(SkipReason::Unsupported(
-                        "inline pickle is not a BLOB".into(),
-                    ));
-                }
-            },
-            Some(2..=4) => {
-                let Some(name) = row.filename.as_deref() else {
-                    return Outcome::Skip(SkipReason::Unsupported(
-                        "file-backed value without a filename".into(),
-                    ));
-                };
-                let Some(path) = value_path(&shard.dir, name) else {
-                    return Outcome::Error(format!(
-                        "value file name {name:?} leaves the cache directory"
-                    ));
-                };
-                match std::fs::read(&path) {
-                    Ok(v) => v,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Outcome::FileMissing(path.display().to_string());
-                    }
-                    Err(e) => {
-                        return Outcome::Error(format!(
-                            "reading value file {} failed: {e}",
-                            path.display()
-                        ));
-                    }
-                }
-            }
-            other => {
-                return Outcome::Skip(SkipReason::Unsupported(format!("mode {other:?}")));
-            }
+            Item::Pickle(p) => p.clone(),
         };
         if value.len() as u64 > DEFAULT_MAX_VALUE_SIZE {
             return Outcome::Skip(SkipReason::ValueTooLarge);
         }
-        Outcome::Entry {
-            key,
-            value,
-            expire_at: row.expire_time,
-            tag,
-        }
+        Outcome::Entry { key, value, tag }
     }
 }
 
 /// An entry ready to be written, with what is needed to drop it from the source.
 struct Pending {
-    shard: usize,
-    row: Row,
+    entry: Box<Entry>,
     /// The key was not a `str` (it must not replace a different destination value).
     converted: bool,
     key: String,
     value: Vec<u8>,
-    expire_at: Option<f64>,
     tag: Option<String>,
 }
 
@@ -639,15 +442,9 @@ pub fn migrate_with_progress(
     if !src.is_dir() {
         return Err(MigrateError::SourceMissing(src.to_owned()));
     }
-    let found = source_dbs(src).map_err(|e| MigrateError::NotADiskcache {
-        path: src.to_owned(),
-        reason: e.to_string(),
-    })?;
-    if found.is_empty() {
-        return Err(MigrateError::NotADiskcache {
-            path: src.to_owned(),
-            reason: format!("no {DISKCACHE_DB} in it nor in numbered shard directories"),
-        });
+    if !is_diskcache_dir(src) {
+        // The reader says why (no database, unreadable directory).
+        DiskcacheSource::open(src, false)?;
     }
     if let (Ok(a), Ok(b)) = (src.canonicalize(), dst.canonicalize())
         && a == b
@@ -657,46 +454,29 @@ pub fn migrate_with_progress(
             reason: "it is the source directory".into(),
         });
     }
-    let shards = found
-        .into_iter()
-        .map(|(name, dir)| Shard::open(name, dir, opts.drop_source))
-        .collect::<Result<Vec<_>, _>>()?;
+    let source = DiskcacheSource::open(src, opts.drop_source)?;
     let dest = open_destination(dst, opts)?;
+    let shard_names: Vec<String> = source
+        .shard_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
 
-    // One snapshot per shard: every row's order and, for keys that are not text, the
+    // One snapshot of every entry, in access order; for keys that are not text, the
     // key itself (to find keys whose text form collides).
-    let mut order: Vec<(f64, usize, i64)> = Vec::new();
+    let order = source.list()?;
     let mut converted_keys: HashMap<String, u32> = HashMap::new();
-    for (i, shard) in shards.iter().enumerate() {
-        let mut st = shard.conn.prepare(SCAN).map_err(|e| shard.err(e))?;
-        let mut rows = st.query([]).map_err(|e| shard.err(e))?;
-        while let Some(r) = rows.next().map_err(|e| shard.err(e))? {
-            let rowid: i64 = r.get(0).map_err(|e| shard.err(e))?;
-            let access: Option<f64> = r.get(1).map_err(|e| shard.err(e))?;
-            order.push((access.unwrap_or(0.0), i, rowid));
-            let key: Value = r.get(3).map_err(|e| shard.err(e))?;
-            if !matches!(key, Value::Null)
-                && let Ok(text) = key_text(&key)
-            {
-                *converted_keys.entry(text).or_insert(0) += 1;
-            }
+    for l in &order {
+        if let Some(k) = &l.non_str_key
+            && !matches!(k, Item::Pickle(_))
+            && let Ok(text) = key_text(k)
+        {
+            *converted_keys.entry(text).or_insert(0) += 1;
         }
     }
-    order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     let mut collisions = HashSet::new();
     for (text, n) in converted_keys {
-        let mut taken = n > 1;
-        for shard in &shards {
-            if taken {
-                break;
-            }
-            let mut st = shard
-                .conn
-                .prepare_cached(HAS_TEXT_KEY)
-                .map_err(|e| shard.err(e))?;
-            taken = st.exists([&text]).map_err(|e| shard.err(e))?;
-        }
-        if taken {
+        if n > 1 || source.has_str_key(&text)? {
             collisions.insert(text);
         }
     }
@@ -713,70 +493,46 @@ pub fn migrate_with_progress(
     let total = order.len() as u64;
     progress(Progress { done: 0, total });
     let batch_size = opts.batch_size.max(1);
+    let read_opts = ReadOptions {
+        expired_before: None,
+        max_value_size: Some(DEFAULT_MAX_VALUE_SIZE),
+    };
     let mut done = 0u64;
     let mut next = 0usize;
+    // Rows per read batch: enough to fill a write batch in the common case.
+    let read_chunk = batch_size.min(256);
     while next < order.len() {
-        // Read a batch: up to batch_size rows or batch_bytes of values.
+        // Read a batch: up to batch_size entries or batch_bytes of values.
         let mut pending: Vec<Pending> = Vec::new();
         let mut bytes = 0usize;
-        let mut retry: Vec<(usize, i64)> = Vec::new();
-        let mut open_tx: Vec<bool> = vec![false; shards.len()];
-        let now = now_secs();
         while next < order.len() && pending.len() < batch_size && bytes < opts.batch_bytes {
-            let (_, si, rowid) = order[next];
-            next += 1;
-            done += 1;
-            let shard = &shards[si];
-            if !open_tx[si] {
-                // A read transaction per shard and batch: the rows of a batch come from
-                // one snapshot.
-                shard
-                    .conn
-                    .execute_batch("BEGIN")
-                    .map_err(|e| shard.err(e))?;
-                open_tx[si] = true;
-            }
-            handle_row(
-                &converter,
-                shard,
-                si,
-                rowid,
-                now,
-                false,
-                &mut pending,
-                &mut bytes,
-                &mut retry,
-                &mut report,
-            )?;
-        }
-        for (si, open) in open_tx.iter().enumerate() {
-            if *open {
-                let shard = &shards[si];
-                shard
-                    .conn
-                    .execute_batch("COMMIT")
-                    .map_err(|e| shard.err(e))?;
+            let end = (next + read_chunk.min(batch_size - pending.len())).min(order.len());
+            let ids: Vec<EntryId> = order[next..end].iter().map(|l| l.id).collect();
+            next = end;
+            done += ids.len() as u64;
+            let now = now_secs();
+            let ropts = ReadOptions {
+                expired_before: Some(now),
+                ..read_opts
+            };
+            for read in source.read_batch(&ids, &ropts)? {
+                handle_read(
+                    &converter,
+                    &shard_names,
+                    read,
+                    now,
+                    &mut pending,
+                    &mut bytes,
+                    &mut report,
+                );
             }
         }
-        // Rows whose value file vanished under the snapshot: read them again.
-        for (si, rowid) in retry {
-            let mut unused = Vec::new();
-            handle_row(
-                &converter,
-                &shards[si],
-                si,
-                rowid,
-                now,
-                true,
-                &mut pending,
-                &mut bytes,
-                &mut unused,
-                &mut report,
-            )?;
-        }
-        let written = write_batch(&dest, &shards, pending, &mut report)?;
+        let written = write_batch(&dest, &shard_names, pending, &mut report)?;
         if opts.drop_source {
-            drop_from_source(&shards, &written, &mut report)?;
+            let entries: Vec<&Entry> = written.iter().map(|p| &*p.entry).collect();
+            let removed = source.remove_unchanged(&entries)?;
+            report.dropped += removed.removed;
+            report.changed_in_source += removed.changed;
         }
         progress(Progress { done, total });
     }
@@ -784,68 +540,68 @@ pub fn migrate_with_progress(
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn handle_row(
+fn handle_read(
     converter: &Converter,
-    shard: &Shard,
-    si: usize,
-    rowid: i64,
+    shard_names: &[String],
+    read: Read,
     now: f64,
-    last_try: bool,
     pending: &mut Vec<Pending>,
     bytes: &mut usize,
-    retry: &mut Vec<(usize, i64)>,
     report: &mut MigrationReport,
-) -> Result<(), MigrateError> {
-    let Some(row) = shard.fetch(rowid)? else {
-        report.vanished += 1;
-        return Ok(());
+) {
+    let skipped = |id: EntryId, key: String, reason: SkipReason| Skipped {
+        shard: shard_names[id.shard].clone(),
+        rowid: id.row,
+        key,
+        reason,
     };
-    match converter.convert(shard, &row, now) {
-        Outcome::Entry {
-            key,
-            value,
-            expire_at,
-            tag,
-        } => {
-            *bytes += value.len();
-            pending.push(Pending {
-                shard: si,
-                converted: !matches!(row.key, Value::Text(_)),
-                row,
-                key,
-                value,
-                expire_at,
-                tag,
-            });
+    match read {
+        Read::Entry(entry) => match converter.convert(&entry, now) {
+            Outcome::Entry { key, value, tag } => {
+                *bytes += value.len();
+                pending.push(Pending {
+                    converted: !matches!(entry.key, Item::Str(_)),
+                    entry,
+                    key,
+                    value,
+                    tag,
+                });
+            }
+            Outcome::Skip(reason) => {
+                report
+                    .skipped
+                    .push(skipped(entry.id, key_display(&entry.key), reason));
+            }
+        },
+        Read::Expired { id, key } => {
+            report
+                .skipped
+                .push(skipped(id, key_display(&key), SkipReason::Expired));
         }
-        Outcome::Skip(reason) => report.skipped.push(Skipped {
-            shard: shard.name.clone(),
-            rowid,
-            key: key_display(row.raw, &row.key),
-            reason,
-        }),
-        Outcome::FileMissing(path) if last_try => report.errors.push(EntryError {
-            shard: shard.name.clone(),
-            rowid,
-            key: key_display(row.raw, &row.key),
-            error: format!("value file {path} is missing"),
-        }),
-        Outcome::FileMissing(_) => retry.push((si, rowid)),
-        Outcome::Error(error) => report.errors.push(EntryError {
-            shard: shard.name.clone(),
-            rowid,
-            key: key_display(row.raw, &row.key),
+        Read::TooLarge { id, key } => {
+            report
+                .skipped
+                .push(skipped(id, key_display(&key), SkipReason::ValueTooLarge));
+        }
+        Read::Vanished(_) => report.vanished += 1,
+        Read::Unsupported { id, key, reason } => {
+            report
+                .skipped
+                .push(skipped(id, key, SkipReason::Unsupported(reason)));
+        }
+        Read::Failed { id, key, error } => report.errors.push(EntryError {
+            shard: shard_names[id.shard].clone(),
+            rowid: id.row,
+            key,
             error,
         }),
     }
-    Ok(())
 }
 
 /// The destination options of an entry; `None` when it has expired by now.
 fn set_options(p: &Pending, now: f64) -> Option<SetOptions> {
     let mut o = SetOptions::new();
-    if let Some(at) = p.expire_at {
+    if let Some(at) = p.entry.expire_at {
         if at <= now {
             return None;
         }
@@ -861,13 +617,19 @@ fn set_options(p: &Pending, now: f64) -> Option<SetOptions> {
 /// Writes a batch; returns the entries that were committed.
 fn write_batch(
     dest: &AnyStore,
-    shards: &[Shard],
+    shard_names: &[String],
     pending: Vec<Pending>,
     report: &mut MigrationReport,
 ) -> Result<Vec<Pending>, MigrateError> {
     let now = now_secs();
     let mut live = Vec::with_capacity(pending.len());
     let mut entries = Vec::with_capacity(pending.len());
+    let skipped = |p: &Pending, reason: SkipReason| Skipped {
+        shard: shard_names[p.entry.id.shard].clone(),
+        rowid: p.entry.id.row,
+        key: key_display(&p.entry.key),
+        reason,
+    };
     for mut p in pending {
         // A key that was not a str never replaces a different destination value: after
         // a `--drop` run moved '5', the int key 5 must not overwrite it.
@@ -876,12 +638,9 @@ fn write_batch(
                 .get(&p.key)?
                 .is_some_and(|existing| existing != p.value)
         {
-            report.skipped.push(Skipped {
-                shard: shards[p.shard].name.clone(),
-                rowid: p.row.rowid,
-                key: key_display(p.row.raw, &p.row.key),
-                reason: SkipReason::KeyCollision(p.key),
-            });
+            report
+                .skipped
+                .push(skipped(&p, SkipReason::KeyCollision(p.key.clone())));
             continue;
         }
         match set_options(&p, now) {
@@ -890,12 +649,7 @@ fn write_batch(
                 live.push(p);
             }
             // Expired between reading and writing.
-            None => report.skipped.push(Skipped {
-                shard: shards[p.shard].name.clone(),
-                rowid: p.row.rowid,
-                key: key_display(p.row.raw, &p.row.key),
-                reason: SkipReason::Expired,
-            }),
+            None => report.skipped.push(skipped(&p, SkipReason::Expired)),
         }
     }
     if entries.is_empty() || dest.set_many(&entries).is_ok() {
@@ -915,9 +669,9 @@ fn write_batch(
                 | sciqlop_cache::Error::ValueTooLarge { .. }
                 | sciqlop_cache::Error::InvalidArgument(_)),
             )) => report.errors.push(EntryError {
-                shard: shards[p.shard].name.clone(),
-                rowid: p.row.rowid,
-                key: key_display(p.row.raw, &p.row.key),
+                shard: shard_names[p.entry.id.shard].clone(),
+                rowid: p.entry.id.row,
+                key: key_display(&p.entry.key),
                 error: e.to_string(),
             }),
             // A failure of the destination itself (disk full, read-only…): stop here;
@@ -926,76 +680,6 @@ fn write_batch(
         }
     }
     Ok(written)
-}
-
-/// Deletes committed entries from the source where they are unchanged, then their files.
-fn drop_from_source(
-    shards: &[Shard],
-    written: &[Pending],
-    report: &mut MigrationReport,
-) -> Result<(), MigrateError> {
-    for (si, shard) in shards.iter().enumerate() {
-        let mine: Vec<&Pending> = written.iter().filter(|p| p.shard == si).collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let mut files = Vec::new();
-        let mut deleted = 0u64;
-        let mut changed = 0u64;
-        let tx = rusqlite::Transaction::new_unchecked(
-            &shard.conn,
-            rusqlite::TransactionBehavior::Immediate,
-        )
-        .map_err(|e| shard.err(e))?;
-        {
-            let mut st = tx
-                .prepare_cached(DELETE_UNCHANGED)
-                .map_err(|e| shard.err(e))?;
-            for p in &mine {
-                let r = &p.row;
-                let n = st
-                    .execute(params![
-                        r.rowid,
-                        r.key,
-                        r.raw,
-                        r.store_time,
-                        r.expire_time,
-                        r.tag,
-                        r.mode,
-                        r.filename,
-                        r.value
-                    ])
-                    .map_err(|e| shard.err(e))?;
-                if n > 0 {
-                    deleted += 1;
-                    if let Some(f) = &r.filename {
-                        files.push(f.clone());
-                    }
-                } else {
-                    changed += 1;
-                }
-            }
-        }
-        tx.commit().map_err(|e| shard.err(e))?;
-        report.dropped += deleted;
-        report.changed_in_source += changed;
-        for f in files {
-            if let Some(path) = value_path(&shard.dir, &f) {
-                let _ = std::fs::remove_file(&path);
-                // diskcache removes the two-level directory when it is empty.
-                let mut dir = path.parent();
-                for _ in 0..2 {
-                    match dir {
-                        Some(d) if d != shard.dir && std::fs::remove_dir(d).is_ok() => {
-                            dir = d.parent();
-                        }
-                        _ => break,
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 fn open_destination(dst: &Path, opts: &MigrateOptions) -> Result<AnyStore, MigrateError> {
@@ -1043,27 +727,16 @@ mod tests {
 
     #[test]
     fn key_texts() {
-        assert_eq!(key_text(&Value::Integer(-7)), Ok("-7".to_owned()));
-        assert_eq!(key_text(&Value::Real(0.5)), Ok("0.5".to_owned()));
+        assert_eq!(key_text(&Item::Int(-7)), Ok("-7".to_owned()));
+        assert_eq!(key_text(&Item::Float(0.5)), Ok("0.5".to_owned()));
         assert_eq!(
-            key_text(&Value::Blob(vec![0xff])),
+            key_text(&Item::Bytes(vec![0xff])),
             Err(SkipReason::NonUtf8Key)
         );
-        assert_eq!(key_display(1, &Value::Blob(b"a\xff".to_vec())), "b'a\\xff'");
+        assert_eq!(key_display(&Item::Bytes(b"a\xff".to_vec())), "b'a\\xff'");
         assert_eq!(
-            key_display(0, &Value::Blob(vec![1, 2])),
+            key_display(&Item::Pickle(vec![1, 2])),
             "<pickled key, 2 bytes>"
         );
-    }
-
-    #[test]
-    fn value_paths_stay_inside() {
-        let d = Path::new("/c");
-        assert_eq!(
-            value_path(d, "ab/cd/x.val"),
-            Some(PathBuf::from("/c/ab/cd/x.val"))
-        );
-        assert_eq!(value_path(d, "../x.val"), None);
-        assert_eq!(value_path(d, "/etc/passwd"), None);
     }
 }

@@ -5,7 +5,7 @@
 /// least two exponent digits (`1e+16`, `1e-05`), `nan`, `inf`, `-inf`.
 ///
 /// ```
-/// use sqcache::pyrepr::float;
+/// use sciqlop_cache_migrate::pyrepr::float;
 /// assert_eq!(float(1.0), "1.0");
 /// assert_eq!(float(0.1), "0.1");
 /// assert_eq!(float(1e16), "1e+16");
