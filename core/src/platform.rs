@@ -52,7 +52,8 @@ pub(crate) fn now_micros() -> i64 {
 }
 
 /// This process's id (0 in a browser, where there are no processes to tell apart and
-/// `std::process::id` panics).
+/// `std::process::id` panics). Used by the SQLite engine (fork detection, file owners).
+#[cfg(feature = "sqlite")]
 pub(crate) fn pid() -> u32 {
     #[cfg(not(all(target_family = "wasm", target_os = "unknown")))]
     {

@@ -129,8 +129,12 @@ def test_expire_evict_evict_tag_clear(tmp_path):
     for i in range(40):
         c.set(f"v{i}", b"x" * 100)
         c.get(f"v{i}")
+    # The background upkeep may evict before this call does (it wakes when a write
+    # goes over the bound), so count what is gone rather than what this call removed.
     n = c.evict()
-    assert n > 0 and c.size() <= 2000
+    assert n >= 0 and c.size() <= 2000
+    kept = [k for k in c if k.startswith("v")]
+    assert 0 < len(kept) < 40, "evicted some, not all"
     assert "v39" in c and "v0" not in c, "least recently used first"
     left = len(c)
     assert left > 0 and c.clear() == left

@@ -284,6 +284,10 @@ impl Engine for GuestEngine {
             multi_process: true,
             check: false,
             atomic_batches: true,
+            namespaces: false,
+            versions: false,
+            entry_info: false,
+            metadata: false,
         }
     }
 

@@ -77,6 +77,14 @@ pub struct Capabilities {
     pub check: bool,
     /// [`Engine::set_many`] is atomic over all its entries (a fanout's is per shard).
     pub atomic_batches: bool,
+    /// Named namespaces ([`Engine::namespace`] with a name).
+    pub namespaces: bool,
+    /// Entry versions: [`Engine::get_versioned`], compare-and-swap, optimistic commits.
+    pub versions: bool,
+    /// Entry metadata with values ([`Engine::get_entry`], [`Engine::info`]).
+    pub entry_info: bool,
+    /// Store metadata ([`Engine::metadata`]).
+    pub metadata: bool,
 }
 
 /// An independent key space inside a store, from [`Engine::namespace`].

@@ -187,8 +187,10 @@ impl<E: Engine> Engine for FanoutEngine<E> {
         if name.is_empty() {
             return Ok(Namespace::DEFAULT);
         }
-        let per = match self.namespaces.read().get(name) {
-            Some(p) => p.clone(),
+        // The read guard must be gone before `namespace_per_shard` takes the write lock.
+        let known = self.namespaces.read().get(name).cloned();
+        let per = match known {
+            Some(p) => p,
             None => self.namespace_per_shard(name)?,
         };
         // The fanout's id: shard 0's (persistent, the same for every handle).

@@ -348,8 +348,11 @@ fn create_dir(dir: &Path) -> Result<()> {
 }
 
 /// Refuses a database that is not one of ours without touching it: opened immutable
-/// (read-only, no locks, no WAL or shared-memory file). What it sees may lag behind a
-/// WAL not yet copied back; the real open looks again.
+/// (read-only, no locks, no WAL or shared-memory file). Only conclusive evidence
+/// refuses: a schema read in full that is not ours. What this view sees may lag behind
+/// a WAL not yet copied back, or catch a database another process is creating right now
+/// (a header half written): anything SQLite itself cannot read here is left to the real
+/// open, which takes the locks.
 fn pre_inspect(db_path: &Path, err: &SqlErr<'_>) -> Result<()> {
     let Some(p) = db_path.to_str() else {
         return Ok(());
@@ -359,11 +362,15 @@ fn pre_inspect(db_path: &Path, err: &SqlErr<'_>) -> Result<()> {
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let Ok(conn) = Connection::open_with_flags(&uri, flags) else {
-        // Unreadable here: the real open reports why.
         return Ok(());
     };
+    let readable = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .is_ok();
     match schema::inspect(&conn, err) {
-        Err(e @ (Error::NotACache { .. } | Error::Corrupt { .. })) => Err(e),
+        Err(e @ Error::NotACache { .. }) if readable => Err(e),
         _ => Ok(()),
     }
 }
@@ -495,6 +502,10 @@ impl Engine for SqliteEngine {
             multi_process: PLATFORM.wal,
             check: true,
             atomic_batches: true,
+            namespaces: true,
+            versions: true,
+            entry_info: true,
+            metadata: true,
         }
     }
 
