@@ -169,7 +169,8 @@ impl Shared {
 
     /// After a write failed on a full disk: a cache evicts least-recently-used entries
     /// (a tenth of its bytes, at least 64 KiB) whatever its bound, since nothing can be
-    /// written anyway; then the WAL is copied back and truncated. An index keeps
+    /// written anyway; then the WAL is copied back and truncated, and the reserve made
+    /// again. An index keeps
     /// everything. The maintenance thread does this at most once a second, so a disk
     /// filled by others costs the cache a tenth of its entries per second at most.
     pub(crate) fn free_space(&self, conn: &Connection) -> Result<u64> {
@@ -183,6 +184,11 @@ impl Shared {
             }
         }
         connection::truncate_wal(conn).map_err(|e| self.sql_err(e))?;
+        // The reserve first, out of the space just freed, before other writes take it:
+        // the next full disk must find it (it is what lets a delete or a clear run).
+        if let Err(e) = self.files.ensure_reserve() {
+            tracing::debug!(error = %e, "the reserve cannot be made yet");
+        }
         Ok(evicted)
     }
 }

@@ -468,17 +468,30 @@ impl Shared {
                 // failed attempt's frames included) is given back and reused. Not
                 // atomic (readers may see a partly cleared store).
                 tracing::warn!(dir = %self.dir.display(), "disk full: clearing in batches");
+                // Waits (up to a second) for readers, the background thread's included:
+                // a truncate that readers stop frees nothing, and the batch then fails too.
                 let truncate = || -> Result<()> {
                     let guard = self.lock_writer()?;
                     let w = guard.borrow();
-                    self.pin.release();
-                    connection::truncate_wal(&w.conn)
-                        .map(|_| ())
-                        .map_err(|e| self.sql_err(e))
+                    let start = std::time::Instant::now();
+                    loop {
+                        self.pin.release();
+                        let done =
+                            connection::truncate_wal(&w.conn).map_err(|e| self.sql_err(e))?;
+                        if done || start.elapsed() > std::time::Duration::from_secs(1) {
+                            return Ok(());
+                        }
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                    }
                 };
                 let mut total = 0;
                 loop {
-                    truncate()?;
+                    match truncate() {
+                        // Copying the WAL back may need pages the full disk has not:
+                        // the batch then reuses the failed attempt's frames instead.
+                        Err(e) if is_storage_full(&e) => {}
+                        r => r?,
+                    }
                     let n = self.write_freeing(true, |w| {
                         self.exec(w, schema::DELETE_BATCH.of(ns), (id, BATCH))
                     })?;
