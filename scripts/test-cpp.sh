@@ -102,7 +102,16 @@ PROOT="$(fresh)/plugin-root"
 expect "C++ incr" "$("$WORK/test_wrapper" --incr "$PROOT/plugins/counter" counters/cpp 41)" "41"
 expect "plugin incr" "$("$HOST" run --root "$PROOT" --plugin counter="$GUESTS/counter-cmd.wasm" -- cpp)" "cpp: 42"
 expect "read back from C" "$("$WORK/read_counter" "$PROOT/plugins/counter" counters/cpp)" "42"
-# Python: once the Python package exists (python/), read the same entries from it here.
+
+step "interop: the same entries read from the Python package"
+VENV_PY="$("$ROOT/scripts/python-env.sh")"
+py() { # py DIR EXPR: EXPR printed, with `c` the Cache at DIR opened from Python
+    "$VENV_PY" -c "import sys, pysciqlop_cache as sc; c = sc.Cache(sys.argv[1]); print($2)" "$1"
+}
+expect "C++ value, from Python" "$(py "$IDIR" 'c.get_raw("interop/value").decode()')" "written by C++"
+expect "C++ binary value, from Python" "$(py "$IDIR" 'list(c.get_raw("interop/binary"))')" "[0, 1, 2, 255]"
+expect "C++ counter incremented by the CLI, from Python" "$(py "$IDIR" 'c["interop/counter"]')" "43"
+expect "plugin's counter, from Python" "$(py "$PROOT/plugins/counter" 'c["counters/cpp"]')" "42"
 [ "$fails" -eq 0 ] || exit 1
 
 echo

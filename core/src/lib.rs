@@ -63,6 +63,26 @@
 //!   with [`Error::ValueFileMissing`] (never silently a miss); `check(true)` removes the
 //!   row.
 
+//!
+//! ## Layering
+//!
+//! ```text
+//!  bindings    python/ (PyO3)   capi/ (C ABI, C++ header)   cli/   host/ (plugins)   web/
+//!                 \                  |                     |         |              /
+//!  API         store::Store<P, E>  Cache / Index / AnyStore / Fanout<P, E>   (store/, fanout/)
+//!                 |   written once over the contract; P = what the kind allows
+//!  contract    engine::Engine  (+ EngineTx, Namespace, Version, Capabilities, registry)
+//!                 |                       |                          |
+//!  engines     engine::sqlite      fanout::FanoutEngine<E>     engine::guest  (others:
+//!              (SQLite + files)    (routes keys to shards)     (WIT import)    by registry)
+//! ```
+//!
+//! Each layer imports only the one below it: `store/` and `fanout/` know engines only
+//! through [`Engine`]; the SQLite engine knows nothing of stores; a fanout is an engine
+//! over engines. A third-party engine implements [`Engine`] (checked by the
+//! `sciqlop-cache-conformance` crate) and gets the whole API with
+//! [`Store::from_engine`], or is opened by location through [`engine::registry`].
+
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The README's examples, compiled and run as doc-tests.

@@ -12,6 +12,11 @@
 //! against the same handle cap. Values, keys and byte quotas are checked as for
 //! `sciqlop:cache`; such errors come back as `other("<kind>: <message>")`.
 //!
+//! Components written for other hosts name their one bucket as those hosts do:
+//! wasmtime's test programs open `""`, Spin's components open `"default"`. Both mean the
+//! plugin's store `default` ([`DEFAULT_BUCKET`]), so such components run unchanged (the
+//! plugin needs the grant for `default`, which the default policy gives).
+//!
 //! Counters use the shared ASCII decimal i64 encoding ([`sciqlop_cache::counter`]), so
 //! `get` after `increment` returns e.g. `b"42"` and `incr` of `sciqlop:cache` works on the
 //! same key. A value that is not such a counter is an error, never a panic. The draft's
@@ -36,6 +41,19 @@ use crate::scope::{CasHandle, StoreHandle, SwapError};
 
 /// Keys per `list-keys` page.
 pub const KV_PAGE: u32 = 256;
+
+/// The store that the bucket names `""` (wasmtime's convention) and `"default"` (Spin's)
+/// open.
+pub const DEFAULT_BUCKET: &str = "default";
+
+/// The plugin store a bucket identifier names: `""` is [`DEFAULT_BUCKET`].
+fn bucket_store(identifier: &str) -> &str {
+    if identifier.is_empty() {
+        DEFAULT_BUCKET
+    } else {
+        identifier
+    }
+}
 
 /// Bindings of `wasi:keyvalue@0.2.0-draft`.
 #[allow(missing_docs)]
@@ -122,7 +140,7 @@ macro_rules! common {
                 &mut self,
                 identifier: String,
             ) -> wasmtime::Result<Result<Resource<StoreHandle>, $v::store::Error>> {
-                let handle = match self.ctx.scope().open_store(&identifier) {
+                let handle = match self.ctx.scope().open_store(bucket_store(&identifier)) {
                     Ok(h) => h,
                     Err(WitError::InvalidArgument(_)) => {
                         return Ok(Err($v::store::Error::NoSuchStore));

@@ -215,3 +215,29 @@ fn one_guest_mixes_wasi_keyvalue_and_sciqlop_cache() {
         other => panic!("{other}"),
     }
 }
+
+#[test]
+fn buckets_named_as_other_hosts_do_open_the_default_store() {
+    // wasmtime's test programs open "", Spin's components "default": one store.
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut h = host(root.path());
+    for (i, g) in DRAFTS.iter().enumerate() {
+        let plugin = format!("p{i}");
+        h.load_file(&plugin, &wasm(g), PluginPolicy::default())
+            .expect("load");
+        assert_eq!(run(&h, &plugin, &["set", "", "k", "from-empty"]), "ok:set");
+        assert_eq!(run(&h, &plugin, &["get", "default", "k"]), "ok:from-empty");
+        assert_eq!(run(&h, &plugin, &["set", "default", "k2", "from-default"]), "ok:set");
+        assert_eq!(run(&h, &plugin, &["get", "", "k2"]), "ok:from-default");
+        let scope = h.scope(&plugin).expect("scope");
+        assert_eq!(
+            scope.cache().get("default/k").expect("get"),
+            Some(b"from-empty".to_vec())
+        );
+    }
+    // The grant is that of `default`.
+    let only_memo = policy(|p| p.stores = vec!["memo".to_owned()]);
+    h.load_file("denied", &wasm("kv-draft2"), only_memo)
+        .expect("load");
+    assert_eq!(run(&h, "denied", &["open", ""]), "err:access-denied");
+}
