@@ -357,7 +357,8 @@ fn locks(s: &AnyStore) -> Check {
 }
 
 fn expiry(s: &AnyStore) -> Check {
-    let past = SystemTime::now() - Duration::from_secs(3600);
+    // Portable (browsers have no `SystemTime::now`): a moment surely past.
+    let past = SystemTime::UNIX_EPOCH + Duration::from_secs(1);
     let later = SetOptions::new().expire(Duration::from_secs(3600));
     ok(
         s.set_with("gone", b"x", &SetOptions::new().expire_at(past)),
@@ -628,13 +629,19 @@ fn entry_info(s: &AnyStore) -> Check {
         v == b"abc" && info.size == 3 && info.tag.as_deref() == Some("t"),
         "get_entry: {info:?}"
     );
-    let left = info
+    // Measured against a second entry expiring 600 s later (portable: browsers have
+    // no `SystemTime::now`).
+    let later = SetOptions::new().expire(Duration::from_secs(1200));
+    ok(s.set_with("later", b"x", &later), "set_with")?;
+    let later = ok(s.entry_info("later"), "entry_info")?.ok_or("later is absent")?;
+    let gap = later
         .expire
-        .and_then(|e| e.duration_since(SystemTime::now()).ok())
+        .zip(info.expire)
+        .and_then(|(l, e)| l.duration_since(e).ok())
         .ok_or("no expiry")?;
     ensure!(
-        left > Duration::from_secs(590) && left <= Duration::from_secs(600),
-        "expiry is {left:?} away"
+        gap > Duration::from_secs(590) && gap <= Duration::from_secs(600),
+        "expiries set 600 s apart are {gap:?} apart"
     );
     let i = ok(s.entry_info("big"), "entry_info")?.ok_or("big is absent")?;
     ensure!(i.size == 100_000, "entry_info size is {}", i.size);

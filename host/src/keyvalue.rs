@@ -27,11 +27,12 @@
 //! byte order (stateless; the cost of a page is linear in its offset), draft2 cursors are
 //! the last key of the previous page. Pages hold up to [`KV_PAGE`] keys.
 //!
-//! Draft2 `cas` is a real compare-and-swap: `new` snapshots the key's bytes and its
-//! write version (see the host's version stripes), `swap` writes only if neither changed,
-//! so a change A→B→A in between fails with `cas-failed` and a fresh handle. When the key
-//! was absent, `swap` only inserts. The version is tracked per host process: another
-//! process writing the same plugin directory is detected only if it changed the bytes.
+//! Draft2 `cas` is a real compare-and-swap: `new` snapshots the key's bytes and the
+//! entry's version, which the core keeps in the store (every write gives a new one),
+//! and `swap` is the core's compare-and-swap on that version: a change A→B→A in between
+//! fails with `cas-failed` and a fresh handle, whichever thread or process (another host
+//! on the same root, a native program) made it. When the key was absent, `swap` only
+//! inserts.
 
 use wasmtime::component::{HasData, Linker, Resource};
 

@@ -13,16 +13,17 @@
 //! eviction across all of the plugin's stores, and a plugin cannot multiply its quota by
 //! opening more store names. Nothing is shared between plugins: another plugin's keys,
 //! counts, sizes, statistics and errors live in another directory and another database.
-//! The price: `len`, `clear` and `keys` of a store walk that store's key range, and
-//! `size`, `stats` and `expire` report on the plugin's whole namespace.
+//! A store's `len` and `clear` are the core's prefix count and prefix delete (one
+//! statement each, `clear` atomic); `size`, `stats` and `expire` report on the plugin's
+//! whole namespace. Compare-and-swap and transaction conflicts use the entry versions
+//! the core keeps in the store, so they hold across host processes sharing a root.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use sciqlop_cache::{Cache, SetOptions};
+use sciqlop_cache::{Cache, SetOptions, Version};
 
 use crate::HostError;
 use crate::bindings::sciqlop::cache::types::{
@@ -63,77 +64,6 @@ pub struct PluginScope {
     name: String,
     cache: Cache,
     policy: PluginPolicy,
-    versions: Versions,
-}
-
-/// Stripes of [`Versions`] (a power of two).
-const VERSION_STRIPES: usize = 1024;
-
-/// Write versions for compare-and-swap (`wasi:keyvalue` draft2 `cas`).
-///
-/// Every write path of this scope bumps a version after writing: the stripe of the key
-/// for single-key writes, a scope-wide epoch for multi-key ones (`set-many`,
-/// transactions, `clear`, `evict-tag`, `expire`). Writes hold `lock` shared, and a CAS
-/// snapshot or swap holds it exclusively, so no write is half-done (written but not yet
-/// bumped) while a CAS reads or checks its version. Two keys sharing a stripe only cause
-/// a spurious `cas-failed` (the guest retries), never a missed change. In memory and per
-/// host process: a write by another process to the same directory is caught only if it
-/// changed the bytes.
-pub(crate) struct Versions {
-    lock: RwLock<()>,
-    epoch: AtomicU64,
-    stripes: Box<[AtomicU64]>,
-}
-
-impl Versions {
-    fn new() -> Self {
-        Versions {
-            lock: RwLock::new(()),
-            epoch: AtomicU64::new(0),
-            stripes: (0..VERSION_STRIPES).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    fn stripe(&self, key: &str) -> &AtomicU64 {
-        // FNV-1a: stable and cheap; collisions only cost a retry.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in key.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        &self.stripes[(h as usize) & (VERSION_STRIPES - 1)]
-    }
-
-    /// The version of internal key `key`: (epoch, stripe). Call with the lock held.
-    pub(crate) fn version(&self, key: &str) -> (u64, u64) {
-        (
-            self.epoch.load(Ordering::SeqCst),
-            self.stripe(key).load(Ordering::SeqCst),
-        )
-    }
-
-    /// Runs the write `f` with the shared lock, then bumps the version of `key` (of every
-    /// key when `None`).
-    fn write<R>(&self, key: Option<&str>, f: impl FnOnce() -> R) -> R {
-        let _shared = self.lock.read().unwrap_or_else(|e| e.into_inner());
-        let r = f();
-        match key {
-            Some(k) => self.stripe(k).fetch_add(1, Ordering::SeqCst),
-            None => self.epoch.fetch_add(1, Ordering::SeqCst),
-        };
-        r
-    }
-
-    /// Runs `f` with no write in progress in this process.
-    pub(crate) fn exclusive<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _excl = self.lock.write().unwrap_or_else(|e| e.into_inner());
-        f()
-    }
-
-    /// Bumps the version of `key` (call from inside [`exclusive`](Self::exclusive)).
-    pub(crate) fn bump(&self, key: &str) {
-        self.stripe(key).fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 impl std::fmt::Debug for PluginScope {
@@ -155,15 +85,17 @@ pub struct StoreHandle {
 /// Handle of a transaction (the WIT `transaction` resource).
 ///
 /// Writes are buffered here and applied at `commit` inside one core transaction, after
-/// checking that every key the transaction read still has the value it read (optimistic
-/// concurrency: `conflict` otherwise). So a transaction never holds the database's lock
+/// checking that every key the transaction read still has the version it read (the
+/// core's entry versions: optimistic concurrency, `conflict` otherwise, even after an
+/// A→B→A change or a write by another process). So a transaction never holds the database's lock
 /// while the guest runs, and a guest that traps or drops the handle leaves nothing behind.
 #[derive(Debug)]
 pub struct TxHandle {
     prefix: String,
     open: bool,
-    /// First value read from the cache for each internal key the transaction read.
-    reads: HashMap<String, Option<Vec<u8>>>,
+    /// For each internal key the transaction read: the value it read first and the
+    /// entry's version then (`None`: absent), checked again at commit.
+    reads: HashMap<String, (Option<Vec<u8>>, Option<Version>)>,
     /// The transaction's own view of keys it wrote.
     view: HashMap<String, Option<Vec<u8>>>,
     ops: Vec<TxOp>,
@@ -213,7 +145,6 @@ impl PluginScope {
             name: plugin.to_owned(),
             cache,
             policy,
-            versions: Versions::new(),
         }))
     }
 
@@ -337,8 +268,8 @@ impl PluginScope {
         let k = self.key(&h.prefix, key)?;
         self.check_value(k.len(), value)?;
         let opts = self.options(&h.prefix, o)?;
-        self.versions
-            .write(Some(&k), || self.cache.set_with(&k, value, &opts))
+        self.cache
+            .set_with(&k, value, &opts)
             .map_err(|e| self.map(e))
     }
 
@@ -352,23 +283,19 @@ impl PluginScope {
         let k = self.key(&h.prefix, key)?;
         self.check_value(k.len(), value)?;
         let opts = self.options(&h.prefix, o)?;
-        self.versions
-            .write(Some(&k), || self.cache.add_with(&k, value, &opts))
+        self.cache
+            .add_with(&k, value, &opts)
             .map_err(|e| self.map(e))
     }
 
     pub(crate) fn delete(&self, h: &StoreHandle, key: &str) -> OpResult<bool> {
         let k = self.key(&h.prefix, key)?;
-        self.versions
-            .write(Some(&k), || self.cache.delete(&k))
-            .map_err(|e| self.map(e))
+        self.cache.delete(&k).map_err(|e| self.map(e))
     }
 
     pub(crate) fn pop(&self, h: &StoreHandle, key: &str) -> OpResult<Option<Vec<u8>>> {
         let k = self.key(&h.prefix, key)?;
-        self.versions
-            .write(Some(&k), || self.cache.pop(&k))
-            .map_err(|e| self.map(e))
+        self.cache.pop(&k).map_err(|e| self.map(e))
     }
 
     pub(crate) fn touch(
@@ -396,9 +323,7 @@ impl PluginScope {
         default: i64,
     ) -> OpResult<i64> {
         let k = self.key(&h.prefix, key)?;
-        self.versions
-            .write(Some(&k), || self.cache.incr(&k, delta, default))
-            .map_err(|e| self.map(e))
+        self.cache.incr(&k, delta, default).map_err(|e| self.map(e))
     }
 
     pub(crate) fn decr(
@@ -409,65 +334,26 @@ impl PluginScope {
         default: i64,
     ) -> OpResult<i64> {
         let k = self.key(&h.prefix, key)?;
-        self.versions
-            .write(Some(&k), || self.cache.decr(&k, delta, default))
-            .map_err(|e| self.map(e))
+        self.cache.decr(&k, delta, default).map_err(|e| self.map(e))
     }
 
     pub(crate) fn evict_tag(&self, h: &StoreHandle, tag: &str) -> OpResult<u64> {
         let t = self.tag(&h.prefix, tag)?;
-        self.versions
-            .write(None, || self.cache.evict_tag(&t))
-            .map_err(|e| self.map(e))
+        self.cache.evict_tag(&t).map_err(|e| self.map(e))
     }
 
     pub(crate) fn expire(&self) -> OpResult<u64> {
-        self.versions
-            .write(None, || self.cache.expire())
-            .map_err(|e| self.map(e))
+        self.cache.expire().map_err(|e| self.map(e))
     }
 
-    /// Visits the store's keys page by page.
-    fn each_key_page(
-        &self,
-        h: &StoreHandle,
-        mut f: impl FnMut(&[String]) -> OpResult<()>,
-    ) -> OpResult<()> {
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .cache
-                .keys_page(&h.prefix, after.as_deref(), MAX_PAGE as usize)
-                .map_err(|e| self.map(e))?;
-            f(&page)?;
-            if page.len() < MAX_PAGE as usize {
-                return Ok(());
-            }
-            after = page.last().cloned();
-        }
-    }
-
+    /// Removes every key of the store, atomically (one core delete of the prefix).
     pub(crate) fn clear(&self, h: &StoreHandle) -> OpResult<u64> {
-        let mut n = 0;
-        self.each_key_page(h, |keys| {
-            for k in keys {
-                let deleted = self.versions.write(None, || self.cache.delete(k));
-                if deleted.map_err(|e| self.map(e))? {
-                    n += 1;
-                }
-            }
-            Ok(())
-        })?;
-        Ok(n)
+        self.cache.delete_prefix(&h.prefix).map_err(|e| self.map(e))
     }
 
+    /// Live keys of the store, counted by the core over the prefix's key range.
     pub(crate) fn len(&self, h: &StoreHandle) -> OpResult<u64> {
-        let mut n = 0u64;
-        self.each_key_page(h, |keys| {
-            n += keys.len() as u64;
-            Ok(())
-        })?;
-        Ok(n)
+        self.cache.count_prefix(&h.prefix).map_err(|e| self.map(e))
     }
 
     pub(crate) fn size(&self) -> OpResult<u64> {
@@ -554,14 +440,12 @@ impl PluginScope {
             self.check_value(k.len(), value)?;
             checked.push((k, value));
         }
-        self.versions
-            .write(None, || {
-                self.cache.transact(|c| {
-                    for (k, v) in &checked {
-                        c.set_with(k, v, &opts)?;
-                    }
-                    Ok(())
-                })
+        self.cache
+            .transact(|c| {
+                for (k, v) in &checked {
+                    c.set_with(k, v, &opts)?;
+                }
+                Ok(())
             })
             .map_err(|e| self.map(e))
     }
@@ -601,12 +485,15 @@ impl PluginScope {
         if let Some(v) = tx.view.get(k) {
             return Ok(v.clone());
         }
-        if let Some(v) = tx.reads.get(k) {
+        if let Some((v, _)) = tx.reads.get(k) {
             return Ok(v.clone());
         }
-        let v = self.cache.get(k).map_err(|e| self.map(e))?;
+        let (v, version) = match self.cache.get_versioned(k).map_err(|e| self.map(e))? {
+            Some((v, version)) => (Some(v), Some(version)),
+            None => (None, None),
+        };
         self.tx_hold(tx, k.len() + v.as_ref().map_or(0, Vec::len))?;
-        tx.reads.insert(k.to_owned(), v.clone());
+        tx.reads.insert(k.to_owned(), (v.clone(), version));
         Ok(v)
     }
 
@@ -727,33 +614,31 @@ impl PluginScope {
         if ops.is_empty() && reads.is_empty() {
             return Ok(());
         }
-        let result = self.versions.write(None, || {
-            self.cache.transact(|c| {
-                for (k, expected) in &reads {
-                    let same = match c.get_with(k, |now| expected.as_deref() == Some(now))? {
-                        Some(equal) => equal,
-                        None => expected.is_none(),
-                    };
-                    if !same {
-                        return Err(TxFail::Conflict);
+        // One core transaction: the checks and the writes hold the store's write lock
+        // together, so no writer of any process slips in between. Versions are the
+        // core's (persistent): a change A→B→A in between is a conflict too.
+        let result = self.cache.transact(|c| {
+            for (k, (_, expected)) in &reads {
+                let now = c.get_versioned(k)?.map(|(_, v)| v);
+                if now != *expected {
+                    return Err(TxFail::Conflict);
+                }
+            }
+            for op in &ops {
+                match op {
+                    TxOp::Set(k, v, o) => c.set_with(k, v, o)?,
+                    TxOp::Add(k, v, o) => {
+                        c.add_with(k, v, o)?;
+                    }
+                    TxOp::Delete(k) => {
+                        c.delete(k)?;
+                    }
+                    TxOp::Incr(k, d, def) => {
+                        c.incr(k, *d, *def)?;
                     }
                 }
-                for op in &ops {
-                    match op {
-                        TxOp::Set(k, v, o) => c.set_with(k, v, o)?,
-                        TxOp::Add(k, v, o) => {
-                            c.add_with(k, v, o)?;
-                        }
-                        TxOp::Delete(k) => {
-                            c.delete(k)?;
-                        }
-                        TxOp::Incr(k, d, def) => {
-                            c.incr(k, *d, *def)?;
-                        }
-                    }
-                }
-                Ok(())
-            })
+            }
+            Ok(())
         });
         match result {
             Ok(()) => Ok(()),
@@ -771,7 +656,8 @@ pub struct CasHandle {
     /// Internal key.
     key: String,
     seen: Option<Vec<u8>>,
-    version: (u64, u64),
+    /// The entry's version then (`None`: absent), kept by the core.
+    version: Option<Version>,
 }
 
 /// Why a swap failed.
@@ -780,17 +666,6 @@ pub(crate) enum SwapError {
     Changed,
     /// Any other failure.
     Op(WitError),
-}
-
-enum SwapFail {
-    Changed,
-    Cache(sciqlop_cache::Error),
-}
-
-impl From<sciqlop_cache::Error> for SwapFail {
-    fn from(e: sciqlop_cache::Error) -> Self {
-        SwapFail::Cache(e)
-    }
 }
 
 enum IncrFail {
@@ -854,23 +729,22 @@ impl PluginScope {
         let delta = i64::try_from(delta).map_err(|_| {
             WitError::InvalidArgument(format!("delta {delta} is larger than i64::MAX"))
         })?;
-        let result = self.versions.write(Some(&k), || {
-            self.cache.transact(|c| {
-                let current = match c.get(&k)? {
-                    None => 0,
-                    Some(v) => sciqlop_cache::counter::decode(&v)
-                        .ok_or(IncrFail::Op(WitError::NotACounter))?,
-                };
-                if current < 0 {
-                    return Err(IncrFail::Op(WitError::InvalidArgument(format!(
-                        "counter is {current}, negative: not representable as u64"
-                    ))));
+        let result = self.cache.transact(|c| {
+            let current = match c.get(&k)? {
+                None => 0,
+                Some(v) => {
+                    sciqlop_cache::counter::decode(&v).ok_or(IncrFail::Op(WitError::NotACounter))?
                 }
-                // The core's incr keeps the entry's expiry and tag; it cannot go negative
-                // here (both operands are non-negative), only overflow.
-                let next = c.incr(&k, delta, 0)?;
-                u64::try_from(next).map_err(|_| IncrFail::Op(WitError::Overflow))
-            })
+            };
+            if current < 0 {
+                return Err(IncrFail::Op(WitError::InvalidArgument(format!(
+                    "counter is {current}, negative: not representable as u64"
+                ))));
+            }
+            // The core's incr keeps the entry's expiry and tag; it cannot go negative
+            // here (both operands are non-negative), only overflow.
+            let next = c.incr(&k, delta, 0)?;
+            u64::try_from(next).map_err(|_| IncrFail::Op(WitError::Overflow))
         });
         result.map_err(|e| match e {
             IncrFail::Op(e) => e,
@@ -878,18 +752,19 @@ impl PluginScope {
         })
     }
 
-    /// Starts a compare-and-swap on `key`: remembers its bytes and write version.
+    /// Starts a compare-and-swap on `key`: remembers its bytes and the version the core
+    /// keeps for the entry.
     pub(crate) fn cas_new(&self, h: &StoreHandle, key: &str) -> OpResult<CasHandle> {
         let k = self.key(&h.prefix, key)?;
-        self.versions.exclusive(|| {
-            let version = self.versions.version(&k);
-            let seen = self.cache.get(&k).map_err(|e| self.map(e))?;
-            Ok(CasHandle {
-                prefix: h.prefix.clone(),
-                key: k,
-                seen,
-                version,
-            })
+        let (seen, version) = match self.cache.get_versioned(&k).map_err(|e| self.map(e))? {
+            Some((v, version)) => (Some(v), Some(version)),
+            None => (None, None),
+        };
+        Ok(CasHandle {
+            prefix: h.prefix.clone(),
+            key: k,
+            seen,
+            version,
         })
     }
 
@@ -907,33 +782,19 @@ impl PluginScope {
         self.cas_new(&h, key)
     }
 
-    /// Writes `value` if no write of this host touched the key since `cas` was made and
-    /// its bytes (or absence) are still those seen; an absent key is only inserted.
+    /// Writes `value` if the entry still has the version `cas` saw (no write by any
+    /// thread or process since, even one writing the same bytes back); an absent key is
+    /// only inserted. The core's compare-and-swap: atomic across processes.
     pub(crate) fn cas_swap(&self, cas: &CasHandle, value: &[u8]) -> Result<(), SwapError> {
         self.check_value(cas.key.len(), value)
             .map_err(SwapError::Op)?;
-        let result = self.versions.exclusive(|| {
-            if self.versions.version(&cas.key) != cas.version {
-                return Err(SwapFail::Changed);
-            }
-            // One core transaction: a writer in another process cannot slip in between.
-            self.cache.transact(|c| {
-                let same = match c.get_with(&cas.key, |now| cas.seen.as_deref() == Some(now))? {
-                    Some(equal) => equal,
-                    None => cas.seen.is_none(),
-                };
-                if !same {
-                    return Err(SwapFail::Changed);
-                }
-                c.set(&cas.key, value)?;
-                Ok(())
-            })?;
-            self.versions.bump(&cas.key);
-            Ok(())
-        });
-        result.map_err(|e| match e {
-            SwapFail::Changed => SwapError::Changed,
-            SwapFail::Cache(e) => SwapError::Op(self.map(e)),
-        })
+        match self
+            .cache
+            .compare_and_swap(&cas.key, cas.version, Some(value))
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(SwapError::Changed),
+            Err(e) => Err(SwapError::Op(self.map(e))),
+        }
     }
 }

@@ -227,7 +227,10 @@ fn buckets_named_as_other_hosts_do_open_the_default_store() {
             .expect("load");
         assert_eq!(run(&h, &plugin, &["set", "", "k", "from-empty"]), "ok:set");
         assert_eq!(run(&h, &plugin, &["get", "default", "k"]), "ok:from-empty");
-        assert_eq!(run(&h, &plugin, &["set", "default", "k2", "from-default"]), "ok:set");
+        assert_eq!(
+            run(&h, &plugin, &["set", "default", "k2", "from-default"]),
+            "ok:set"
+        );
         assert_eq!(run(&h, &plugin, &["get", "", "k2"]), "ok:from-default");
         let scope = h.scope(&plugin).expect("scope");
         assert_eq!(
@@ -240,4 +243,109 @@ fn buckets_named_as_other_hosts_do_open_the_default_store() {
     h.load_file("denied", &wasm("kv-draft2"), only_memo)
         .expect("load");
     assert_eq!(run(&h, "denied", &["open", ""]), "err:access-denied");
+}
+
+/// Two or more host processes on one root: compare-and-swap uses the versions the core
+/// keeps in the store, so increments by CAS (retried on conflict) are exact.
+#[test]
+fn cas_is_exact_across_host_processes() {
+    const PROCS: usize = 8;
+    const EACH: u64 = 1000;
+    let root = tempfile::tempdir().expect("tempdir");
+    let cfg = root.path().join("host.toml");
+    // Debug builds under load: the bound only guards against a hang.
+    std::fs::write(&cfg, "[defaults]\ntimeout_ms = 600000\n").expect("config");
+    let plugin = format!("cas={}", wasm("kv-draft2").display());
+    let each = EACH.to_string();
+    let children: Vec<_> = (0..PROCS)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_sciqlop-cache-host"))
+                .args(["run", "--root"])
+                .arg(root.path().join("root"))
+                .arg("--config")
+                .arg(&cfg)
+                .args([
+                    "--plugin",
+                    &plugin,
+                    "--",
+                    "cas-count",
+                    "default",
+                    "n",
+                    &each,
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn a host process")
+        })
+        .collect();
+    let (mut swapped, mut conflicts) = (0u64, 0u64);
+    for child in children {
+        let out = child.wait_with_output().expect("host process");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let field = |name: &str| -> u64 {
+            stdout
+                .split_whitespace()
+                .find_map(|w| w.trim_start_matches("ok:").strip_prefix(name))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {stdout:?}"))
+        };
+        swapped += field("swapped=");
+        conflicts += field("conflicts=");
+    }
+    assert_eq!(swapped, PROCS as u64 * EACH);
+    let mut h = host(&root.path().join("root"));
+    h.load_file("cas", &wasm("kv-draft2"), PluginPolicy::default())
+        .expect("load");
+    assert_eq!(
+        run(&h, "cas", &["get", "default", "n"]),
+        format!("ok:{swapped}"),
+        "the counter is the number of successful swaps ({conflicts} conflicts retried)"
+    );
+}
+
+/// A→B→A by another host process between `new` and `swap` fails the swap: the change is
+/// seen through the core's versions, not through bytes (which are the same again).
+#[test]
+fn cas_sees_an_aba_change_by_another_host_process() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let cfg = root.path().join("host.toml");
+    std::fs::write(&cfg, "[defaults]\ntimeout_ms = 120000\n").expect("config");
+    let plugin = format!("cas={}", wasm("kv-draft2").display());
+    let host_process = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sciqlop-cache-host"))
+            .args(["run", "--root"])
+            .arg(root.path().join("root"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--plugin", &plugin, "--"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn a host process")
+    };
+    let output = |c: std::process::Child| {
+        let out = c.wait_with_output().expect("host process");
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    assert_eq!(output(host_process(&["set", "race", "k", "A"])), "ok:set");
+    let waiting = host_process(&["cas-wait", "race", "k", "X"]);
+    let aba = host_process(&["aba", "race", "k"]);
+    assert_eq!(output(aba), "ok:aba");
+    assert_eq!(
+        output(waiting),
+        "ok:seen=A first=cas-failed fresh=A retry=ok:swapped now=X"
+    );
 }

@@ -17,14 +17,14 @@
 //! `Store<P, dyn Engine>` chooses the engine at run time while `Cache` (=
 //! `Store<CacheKind, SqliteEngine>`) stays statically dispatched. Keys and values
 //! arrive validated (key length, value size) by the API layer. What an engine cannot do
-//! it reports in its [`Capabilities`] and answers with [`Error::Unsupported`].
+//! it reports in its [`Capabilities`] and answers with [`Error::Unsupported`](crate::Error::Unsupported).
 //!
 //! # Semantics every engine keeps (the conformance suite checks them)
 //!
 //! - An expired entry is never returned, counted by `len` or listed, and counts as
 //!   absent for `add`, `touch` and compare-and-swap.
 //! - Counters are ASCII decimal `i64` ([`counter`](crate::counter)); `incr` on anything
-//!   else is [`Error::NotACounter`], never an overwrite.
+//!   else is [`Error::NotACounter`](crate::Error::NotACounter), never an overwrite.
 //! - Every write of a value gives the entry a new [`Version`]; `touch` and reads do not.
 //!   Versions are kept by the engine (persistent, the same for every process), so
 //!   compare-and-swap and optimistic transactions are correct across processes.

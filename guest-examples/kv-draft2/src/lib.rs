@@ -4,7 +4,8 @@
 //! `run(args)` answers `ok:...` or `err:<variant>[:message]`. Modes:
 //! `open B`, `basics B`, `fill B N`, `list B`, `set B K V`, `set-size B K N`, `get B K`,
 //! `incr B K DELTA`, `batch B`, `cas B K V`, `cas-aba B K`, `cas-insert B K`,
-//! `cas-wait B K V` / `aba B K` (two instances racing: see host/tests/keyvalue.rs).
+//! `cas-wait B K V` / `aba B K` (two instances racing: see host/tests/keyvalue.rs),
+//! `cas-count B K N` (N compare-and-swap increments, retried on conflict).
 
 wit_bindgen::generate!({
     inline: r#"
@@ -167,6 +168,34 @@ fn cas_insert(b: &store::Bucket, key: &str) -> Result<String, String> {
     Ok(format!("ok:{r} now={}", text(kv(b.get(key))?)))
 }
 
+/// `n` increments of the decimal counter at `key`, each a compare-and-swap retried with
+/// the fresh handle until it succeeds; answers `ok:swapped=N conflicts=C`.
+fn cas_count(b: &store::Bucket, key: &str, n: u64) -> Result<String, String> {
+    let (mut swapped, mut conflicts) = (0u64, 0u64);
+    let mut cas = kv(atomics::Cas::new(b, key))?;
+    while swapped < n {
+        let current = match kv(cas.current())? {
+            None => 0,
+            Some(v) => std::str::from_utf8(&v)
+                .ok()
+                .and_then(|t| t.parse::<u64>().ok())
+                .ok_or("the counter is not a decimal number")?,
+        };
+        match atomics::swap(cas, (current + 1).to_string().as_bytes()) {
+            Ok(()) => {
+                swapped += 1;
+                cas = kv(atomics::Cas::new(b, key))?;
+            }
+            Err(atomics::CasError::CasFailed(fresh)) => {
+                conflicts += 1;
+                cas = fresh;
+            }
+            Err(atomics::CasError::StoreError(e)) => return Err(err(&e)),
+        }
+    }
+    Ok(format!("ok:swapped={swapped} conflicts={conflicts}"))
+}
+
 /// First instance of the race: takes a CAS handle, says `ready`, waits for `go` (written
 /// by the other instance after an A→B→A change), then swaps.
 fn cas_wait(b: &store::Bucket, key: &str, value: &str) -> Result<String, String> {
@@ -231,6 +260,10 @@ impl Guest for Component {
             "cas-insert" => cas_insert(&b, arg(&args, 2)?)?,
             "cas-wait" => cas_wait(&b, arg(&args, 2)?, arg(&args, 3)?)?,
             "aba" => aba(&b, arg(&args, 2)?)?,
+            "cas-count" => {
+                let n: u64 = arg(&args, 3)?.parse().map_err(|_| "bad count")?;
+                cas_count(&b, arg(&args, 2)?, n)?
+            }
             other => return Err(format!("unknown mode {other}")),
         })
     }
