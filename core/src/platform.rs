@@ -51,15 +51,15 @@ pub(crate) fn now_micros() -> i64 {
     (js_sys::Date::now() * 1000.0) as i64
 }
 
-/// This process's id (0 in a browser, where there are no processes to tell apart and
-/// `std::process::id` panics). Used by the SQLite engine (fork detection, file owners).
-#[cfg(feature = "sqlite")]
+/// This process's id (0 in WebAssembly, where `std::process::id` panics: in a browser
+/// and inside a wasm32-wasip2 plugin alike). Used by the SQLite engine (fork detection,
+/// file owners) and in lock tokens.
 pub(crate) fn pid() -> u32 {
-    #[cfg(not(all(target_family = "wasm", target_os = "unknown")))]
+    #[cfg(not(target_family = "wasm"))]
     {
         std::process::id()
     }
-    #[cfg(all(target_family = "wasm", target_os = "unknown"))]
+    #[cfg(target_family = "wasm")]
     {
         0
     }
@@ -75,8 +75,7 @@ pub(crate) fn unique_token() -> u128 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     h.write_i64(now_micros());
-    #[cfg(not(all(target_family = "wasm", target_os = "unknown")))]
-    h.write_u32(std::process::id());
+    h.write_u32(pid());
     let a = h.finish();
     h.write_u64(a);
     (u128::from(a) << 64) | u128::from(h.finish())
