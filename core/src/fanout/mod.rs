@@ -35,7 +35,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use xxhash_rust::xxh3::xxh3_64;
+use crate::hash::xxh3_64;
 
 use crate::engine::{Engine, Reopen};
 use crate::options::Builder;
@@ -67,7 +67,7 @@ pub const DEFAULT_SHARDS: u32 = 8;
 pub const MAX_SHARDS: u32 = 1024;
 
 /// N stores of kind `P` behind one key space. See the [module docs](self).
-pub struct Fanout<P: Policy, E: Engine = crate::store::DefaultEngine> {
+pub struct Fanout<P: Policy, E: Engine = crate::store::DefaultShardEngine> {
     store: Store<P, FanoutEngine<E>>,
 }
 

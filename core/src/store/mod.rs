@@ -40,6 +40,15 @@ pub type DefaultEngine = crate::engine::guest::GuestEngine;
 #[cfg(not(any(feature = "sqlite", feature = "guest")))]
 pub type DefaultEngine = dyn Engine;
 
+/// The engine of a fanout's shards when none is named (held by value, so sized): the
+/// [`DefaultEngine`], or a handle to one chosen at run time in a build with none.
+#[cfg(any(feature = "sqlite", feature = "guest"))]
+pub type DefaultShardEngine = DefaultEngine;
+/// The engine of a fanout's shards when none is named (held by value, so sized): the
+/// [`DefaultEngine`], or a handle to one chosen at run time in a build with none.
+#[cfg(not(any(feature = "sqlite", feature = "guest")))]
+pub type DefaultShardEngine = Arc<dyn Engine>;
+
 /// A persistent key-value store over an engine `E`; [`Cache`] and [`Index`] are its two
 /// kinds on the SQLite engine, and `Store<P, dyn Engine>` chooses the engine at run time
 /// (see [`Builder::open_location`]).

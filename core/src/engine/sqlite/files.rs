@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+use crate::hash::{Xxh3, xxh3_64};
 
 use crate::platform::PLATFORM;
 use crate::{Error, Result};
