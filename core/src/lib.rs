@@ -98,6 +98,7 @@ pub mod counter;
 pub mod engine;
 mod error;
 pub mod fanout;
+pub mod fork;
 mod hash;
 mod options;
 mod platform;

@@ -43,6 +43,7 @@ from typing import Any, Optional, Union
 
 from ._native import NativeStore as _NativeStore
 from ._native import NotACounter, Timeout
+from ._native import after_fork_in_parent as _after_fork_in_parent
 from ._native import before_fork as _before_fork
 from ._native import forget_transactions_after_fork as _forget_transactions_after_fork
 from .serializers import (
@@ -221,7 +222,11 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 def _file_threshold(settings: dict) -> int:

@@ -196,9 +196,30 @@ static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 /// Whether no engine call was in flight when the process last forked.
 static QUIESCED: AtomicBool = AtomicBool::new(true);
 
-/// Runs the engine call `f` with the GIL released, counted in [`IN_FLIGHT`].
+/// Set from `before_fork` until the fork is done: no engine call may start then.
+/// (CPython runs other fork handlers after ours, Python code that may hand the GIL to
+/// another thread, which would otherwise start a call right before the fork.)
+static FORKING: AtomicBool = AtomicBool::new(false);
+
+/// Runs the engine call `f` with the GIL released, counted in [`IN_FLIGHT`]; waits
+/// (without the GIL) while a fork is being prepared.
 fn unlocked<T: Send>(py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
-    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+    loop {
+        if !FORKING.load(Ordering::SeqCst) {
+            IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+            // Seen by `before_fork` (which sets FORKING, then waits for IN_FLIGHT), or
+            // this thread sees FORKING and steps back.
+            if !FORKING.load(Ordering::SeqCst) {
+                break;
+            }
+            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        }
+        py.detach(|| {
+            while FORKING.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        });
+    }
     py.detach(|| {
         let out = f();
         IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
@@ -958,13 +979,32 @@ impl NativeStore {
 /// Called just before `fork()`, with the GIL held (so no new engine call can start):
 /// waits up to a second for the engine calls other threads are running to finish, so
 /// that the child does not inherit SQLite locks in the middle of a call.
+/// Then keeps the engines' background threads out of SQLite until the fork is done
+/// (`sciqlop_cache::fork`): a child must not inherit one of SQLite's process-wide
+/// mutexes held by a thread it does not have.
 #[pyfunction]
 fn before_fork() {
+    FORKING.store(true, Ordering::SeqCst);
     let start = std::time::Instant::now();
     while IN_FLIGHT.load(Ordering::SeqCst) > 0 && start.elapsed() < Duration::from_secs(1) {
         std::thread::sleep(Duration::from_micros(50));
     }
     QUIESCED.store(IN_FLIGHT.load(Ordering::SeqCst) == 0, Ordering::SeqCst);
+    let guard = sciqlop_cache::fork::prepare_fork(Duration::from_secs(5));
+    FORK_GUARD.with(|g| *g.borrow_mut() = Some(guard));
+}
+
+thread_local! {
+    /// Held from `before_fork` to the end of the fork, in the forking thread (the
+    /// child's only thread).
+    static FORK_GUARD: RefCell<Option<sciqlop_cache::fork::ForkGuard>> = const { RefCell::new(None) };
+}
+
+/// Called in the parent after `fork()`: lets the background threads work again.
+#[pyfunction]
+fn after_fork_in_parent() {
+    FORK_GUARD.with(|g| g.borrow_mut().take());
+    FORKING.store(false, Ordering::SeqCst);
 }
 
 /// Called in the child of `fork()` before any store is used: forgets the transactions
@@ -973,6 +1013,8 @@ fn before_fork() {
 /// exist here.
 #[pyfunction]
 fn forget_transactions_after_fork() {
+    FORK_GUARD.with(|g| g.borrow_mut().take());
+    FORKING.store(false, Ordering::SeqCst);
     TRANSACTIONS.with(|t| {
         for (_, cell) in t.borrow_mut().drain(..) {
             std::mem::forget(cell);
@@ -987,6 +1029,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeStore>()?;
     m.add_function(wrap_pyfunction!(forget_transactions_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(before_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(after_fork_in_parent, m)?)?;
     m.add("Timeout", m.py().get_type::<Timeout>())?;
     m.add("NotACounter", m.py().get_type::<NotACounter>())?;
     migrate::register(m)?;

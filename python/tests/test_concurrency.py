@@ -137,9 +137,7 @@ def test_fork_child_uses_the_inherited_store(tmp_path, kind):
     s = open_store(kind, tmp_path / "s")
     s["parent"] = 1
     # Threads of the parent that used the store and are idle at fork time (calls still
-    # running would be waited for by the fork handler). Not tested: forking while the
-    # parent keeps writing from another thread, see the package docs (SQLite's global
-    # allocator mutex may be held by the engine's background thread at that moment).
+    # running would be waited for by the fork handler; see also the test below).
     workers = [threading.Thread(target=lambda i=i: s.set(f"thread{i}", b"x" * 20000)) for i in range(4)]
     for t in workers:
         t.start()
@@ -177,6 +175,60 @@ def test_fork_child_uses_the_inherited_store(tmp_path, kind):
     assert [s.get(f"child{i}") for i in range(3)] == [0, 1, 2]
     assert s["forks"] == 3
     assert s["parent"] == 1 and s.check().ok
+
+
+def test_fork_while_another_thread_keeps_writing(tmp_path):
+    """The engine's background thread is busiest when another thread keeps writing to a
+    bounded cache (upkeep evicts, the WAL is checkpointed); the fork handler keeps it out
+    of SQLite, so no child inherits one of SQLite's mutexes locked."""
+    s = sc.Cache(str(tmp_path / "c"), 200_000)
+    results = sc.Index(str(tmp_path / "results"))  # unbounded: nothing evicted
+    stop = threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            s.set(f"w{i % 500}", b"x" * 2000)
+            i += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    pending = []  # forked and not yet reaped
+    try:
+        for i in range(20):
+            time.sleep(0.01)
+            pid = os.fork()
+            if pid == 0:
+                code = 0
+                try:
+                    s[f"child{i}"] = i  # the busy store works in the child
+                    s.get("w1")
+                    results[f"child{i}"] = i
+                except BaseException:
+                    import traceback
+
+                    traceback.print_exc()
+                    code = 1
+                os._exit(code)
+            pending.append(pid)
+        while pending:
+            pid = pending[0]
+            deadline = time.monotonic() + 60
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    break
+                assert time.monotonic() < deadline, "a forked child deadlocked"
+                time.sleep(0.01)
+            pending.pop(0)
+            assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        stop.set()
+        t.join()
+        for pid in pending:  # none left behind if one hung
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+    assert [results.get(f"child{i}") for i in range(20)] == list(range(20))
 
 
 def test_fork_inside_a_transaction_is_a_clear_error_in_the_child(tmp_path):

@@ -108,6 +108,10 @@ fn run(shared: &Shared) {
     let every = shared.config.maintenance_interval;
     let signal = &shared.signal;
     let mut last_tick = Instant::now();
+    // Inside the engine only with the fork gate open (see `crate::fork`): held at all
+    // times but while waiting. Declared before `wal`, so held while `wal` (and its
+    // connection) is dropped when the thread ends.
+    let mut gate = Some(crate::fork::background_work());
     let mut wal = WalWatch::new(shared);
     let mut wal_failing = false;
     let mut freed_at: Option<Instant> = None;
@@ -126,14 +130,20 @@ fn run(shared: &Shared) {
                     // otherwise wake this thread after every pass).
                     signal.idle.store(false, Ordering::Relaxed);
                 }
+                gate = None;
                 signal.cond.wait_for(&mut st, watch.min(due));
                 signal.idle.store(false, Ordering::Relaxed);
             }
-            if st.1 {
-                return;
-            }
-            std::mem::take(&mut st.0)
+            (std::mem::take(&mut st.0), st.1)
         };
+        let (woken, stopping) = woken;
+        // Taken again with the signal's lock released (a fork in progress may hold it).
+        if gate.is_none() {
+            gate = Some(crate::fork::background_work());
+        }
+        if stopping {
+            return;
+        }
         if freed_at.is_none_or(|t| t.elapsed() >= FREE_EVERY)
             && shared.disk_full_pending()
             && let Some(conn) = wal.conn.as_ref()
