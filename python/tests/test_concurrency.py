@@ -132,6 +132,18 @@ def test_two_reading_threads_progress_together(tmp_path):
     assert inside > 0, "no small read completed during a big read: the GIL was held"
 
 
+def wait_child(pid, hung="a forked child deadlocked", within=60):
+    """The exit code of forked child `pid`, failing with `hung` if it has not exited
+    within `within` seconds (it is left running: the caller kills what it forked)."""
+    deadline = time.monotonic() + within
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        assert time.monotonic() < deadline, hung
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("kind", ["Cache", "FanoutIndex"])
 def test_fork_child_uses_the_inherited_store(tmp_path, kind):
     s = open_store(kind, tmp_path / "s")
@@ -164,14 +176,7 @@ def test_fork_child_uses_the_inherited_store(tmp_path, kind):
             os._exit(code)
         pids.append(pid)
     for pid in pids:
-        deadline = time.monotonic() + 60
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-            assert time.monotonic() < deadline, "a forked child deadlocked"
-            time.sleep(0.01)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert wait_child(pid) == 0
     assert [s.get(f"child{i}") for i in range(3)] == [0, 1, 2]
     assert s["forks"] == 3
     assert s["parent"] == 1 and s.check().ok
@@ -212,16 +217,9 @@ def test_fork_while_another_thread_keeps_writing(tmp_path):
                 os._exit(code)
             pending.append(pid)
         while pending:
-            pid = pending[0]
-            deadline = time.monotonic() + 60
-            while True:
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    break
-                assert time.monotonic() < deadline, "a forked child deadlocked"
-                time.sleep(0.01)
+            code = wait_child(pending[0])
             pending.pop(0)
-            assert os.waitstatus_to_exitcode(status) == 0
+            assert code == 0
     finally:
         stop.set()
         t.join()
@@ -252,14 +250,7 @@ def test_fork_inside_a_transaction_is_a_clear_error_in_the_child(tmp_path):
             except BaseException:
                 code = 4
             os._exit(code)
-    deadline = time.monotonic() + 60
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        assert time.monotonic() < deadline, "the child hung"
-        time.sleep(0.01)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert wait_child(pid, hung="the child hung") == 0
     assert s["in-parent-tx"] == 1 and "child" not in s
     assert other["child"] == "ok"
 
