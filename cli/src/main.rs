@@ -13,7 +13,7 @@ use sciqlop_cache::{CheckReport, SetOptions};
 use serde_json::json;
 use sqcache::human;
 use sqcache::migrate::{self, MigrateOptions, PickledValues};
-use sqcache::store::{AnyStore, StoreError, StoreKind, detect};
+use sqcache::store::{AnyStore, StoreError, StoreExt, StoreKind, detect, open_as};
 
 /// Inspect, repair and fill sciqlop-cache stores; migrate Python diskcache directories.
 ///
@@ -334,13 +334,13 @@ fn open_store(dir: &Path, kind: Option<StoreKind>, create: bool) -> Result<AnySt
             Some(k) if k.is_fanout() != found.is_fanout() => {
                 bail!("{} holds a store of kind {found}, not {k}", dir.display())
             }
-            Some(k) => AnyStore::open_as(dir, k, None),
-            None => AnyStore::open_as(dir, found, None),
+            Some(k) => open_as(dir, k, None),
+            None => open_as(dir, found, None),
         },
         Err(StoreError::Missing(_) | StoreError::NotAStore { .. })
             if create && !dir.join(migrate::DISKCACHE_DB).exists() =>
         {
-            AnyStore::open_as(dir, kind.unwrap_or(StoreKind::Cache), None)
+            open_as(dir, kind.unwrap_or(StoreKind::Cache), None)
         }
         Err(e) => return Err(e.into()),
     };
@@ -363,14 +363,14 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             let (entries, size, volume) = (s.len()?, s.size()?, s.volume()?);
             if json {
                 cx.print_json(&json!({
-                    "path": s.path(), "kind": s.kind(), "shards": s.shard_count(),
+                    "path": s.path(), "kind": s.store_kind(), "shards": s.shard_count(),
                     "entries": entries, "size": size, "volume": volume,
                 }))?;
             } else {
                 let o = &mut cx.out;
                 writeln!(o, "path:    {}", s.path().display())?;
-                writeln!(o, "kind:    {}", s.kind())?;
-                if s.kind().is_fanout() {
+                writeln!(o, "kind:    {}", s.store_kind())?;
+                if s.store_kind().is_fanout() {
                     writeln!(o, "shards:  {}", s.shard_count())?;
                 }
                 writeln!(o, "entries: {entries}")?;
@@ -517,7 +517,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             if let Some(t) = tag {
                 opts = opts.tag(t.clone());
             }
-            s.set(key, &bytes, &opts)?;
+            s.set_checked(key, &bytes, &opts)?;
             if json {
                 cx.print_json(&json!({"key": key, "size": bytes.len()}))?;
             }
@@ -548,7 +548,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         }
         Command::Touch { dir, key, expire } => {
             let s = cx.open(dir)?;
-            if !s.touch(key, *expire)? {
+            if !s.touch_checked(key, *expire)? {
                 return Err(not_found(dir, key));
             }
             if json {
@@ -559,12 +559,12 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         }
         Command::EvictTag { dir, tag } => {
             let s = cx.open(dir)?;
-            let n = s.evict_tag(tag)?;
+            let n = s.evict_tag_checked(tag)?;
             removed(&mut cx, n, &format!("tagged {tag:?}"))?;
         }
         Command::Expire { dir } => {
             let s = cx.open(dir)?;
-            let n = s.expire()?;
+            let n = s.expire_checked()?;
             removed(&mut cx, n, "expired")?;
         }
         Command::Clear { dir, yes } => {

@@ -68,7 +68,7 @@ use sciqlop_cache_migrate::{Entry, EntryId, Item, Read, ReadOptions, Source, Sou
 use serde::Serialize;
 
 use crate::pyrepr;
-use crate::store::{AnyStore, StoreError, StoreKind, detect};
+use crate::store::{AnyStore, StoreError, StoreExt, StoreKind, detect, open_as};
 
 /// What to do with pickled values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -304,6 +304,12 @@ pub enum MigrateError {
     Store(#[from] StoreError),
 }
 
+impl From<sciqlop_cache::Error> for MigrateError {
+    fn from(e: sciqlop_cache::Error) -> Self {
+        MigrateError::Store(e.into())
+    }
+}
+
 impl From<SourceError> for MigrateError {
     fn from(e: SourceError) -> Self {
         match e {
@@ -481,7 +487,7 @@ pub fn migrate_with_progress(
         }
     }
     let converter = Converter {
-        dest_kind: dest.kind(),
+        dest_kind: dest.store_kind(),
         pickled: opts.pickled_values,
         collisions,
     };
@@ -652,14 +658,14 @@ fn write_batch(
             None => report.skipped.push(skipped(&p, SkipReason::Expired)),
         }
     }
-    if entries.is_empty() || dest.set_many(&entries).is_ok() {
+    if entries.is_empty() || dest.set_many_checked(&entries).is_ok() {
         report.migrated += entries.len() as u64;
         return Ok(live);
     }
     // Something in the batch failed: write one by one to find which.
     let mut written = Vec::with_capacity(live.len());
     for (p, (k, v, o)) in live.into_iter().zip(entries) {
-        match dest.set(&k, &v, &o) {
+        match dest.set_checked(&k, &v, &o) {
             Ok(()) => {
                 report.migrated += 1;
                 written.push(p);
@@ -702,15 +708,15 @@ fn open_destination(dst: &Path, opts: &MigrateOptions) -> Result<AnyStore, Migra
             {
                 return Err(bad(format!("it holds a store of kind {found}, not {k}")));
             }
-            Ok(AnyStore::open_as(dst, found, opts.shards)?)
+            Ok(open_as(dst, found, opts.shards)?)
         }
-        Err(StoreError::Missing(_)) => Ok(AnyStore::open_as(dst, wanted, opts.shards)?),
+        Err(StoreError::Missing(_)) => Ok(open_as(dst, wanted, opts.shards)?),
         Err(StoreError::NotAStore { reason, .. }) => {
             let empty = std::fs::read_dir(dst)
                 .map(|mut d| d.next().is_none())
                 .unwrap_or(false);
             if empty {
-                Ok(AnyStore::open_as(dst, wanted, opts.shards)?)
+                Ok(open_as(dst, wanted, opts.shards)?)
             } else {
                 Err(bad(format!(
                     "it is neither empty nor a sciqlop-cache store ({reason})"

@@ -5,7 +5,17 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sciqlop_cache::{Cache, CheckReport, FanoutCache, FanoutIndex, Index, SetOptions};
+use std::sync::Arc;
+
+use sciqlop_cache::engine::Namespace;
+use sciqlop_cache::{
+    Cache, CheckReport, Config, Engine, FanoutCache, FanoutIndex, Index, SetOptions,
+};
+
+/// An open store of any kind: the core's run-time engine choice. What the tool needs
+/// beyond the core API (the kind as the command line names it, one shard at a time,
+/// refusals that name the directory) is in [`StoreExt`].
+pub use sciqlop_cache::AnyStore;
 
 /// Name of a single store's database file.
 pub const DB_FILE: &str = "sciqlop-cache.db";
@@ -177,274 +187,156 @@ fn kind_of_database(dir: &Path, db: &Path) -> Result<StoreKind, StoreError> {
     }
 }
 
-/// An open store of any kind, with the operations the tool needs.
-#[derive(Debug)]
-pub enum AnyStore {
-    /// A single cache.
-    Cache(Cache),
-    /// A single index.
-    Index(Index),
-    /// A sharded cache.
-    FanoutCache(FanoutCache),
-    /// A sharded index.
-    FanoutIndex(FanoutIndex),
+/// Opens the existing store in `dir`, of kind `kind` or, when `None`, of the kind found
+/// on disk. Never creates a store.
+pub fn open_existing(dir: &Path, kind: Option<StoreKind>) -> Result<AnyStore, StoreError> {
+    let found = detect(dir)?;
+    open_as(dir, kind.unwrap_or(found), None)
 }
 
-macro_rules! each {
-    ($self:expr, $s:ident => $e:expr) => {
-        match $self {
-            AnyStore::Cache($s) => $e,
-            AnyStore::Index($s) => $e,
-            AnyStore::FanoutCache($s) => $e,
-            AnyStore::FanoutIndex($s) => $e,
+/// Opens the store in `dir` as `kind`, creating it when the directory holds none
+/// (`shards` is the shard count of a new fanout; `None` keeps an existing count or uses
+/// the default of 8).
+pub fn open_as(dir: &Path, kind: StoreKind, shards: Option<u32>) -> Result<AnyStore, StoreError> {
+    let engine: Arc<dyn Engine> = match kind {
+        StoreKind::Cache => Cache::open(dir)?.engine().clone(),
+        StoreKind::Index => Index::open(dir)?.engine().clone(),
+        StoreKind::FanoutCache => {
+            let mut b = FanoutCache::builder();
+            if let Some(n) = shards {
+                b = b.shards(n);
+            }
+            b.open(dir)?.engine().clone()
+        }
+        StoreKind::FanoutIndex => {
+            let mut b = FanoutIndex::builder();
+            if let Some(n) = shards {
+                b = b.shards(n);
+            }
+            b.open(dir)?.engine().clone()
         }
     };
+    Ok(AnyStore::from_engine(engine, &Config::default())?)
 }
 
-impl AnyStore {
-    /// Opens the existing store in `dir`, of kind `kind` or, when `None`, of the kind
-    /// found on disk. Never creates a store.
-    pub fn open_existing(dir: &Path, kind: Option<StoreKind>) -> Result<Self, StoreError> {
-        let found = detect(dir)?;
-        Self::open_as(dir, kind.unwrap_or(found), None)
-    }
-
-    /// Opens the store in `dir` as `kind`, creating it when the directory holds none
-    /// (`shards` is the shard count of a new fanout; `None` keeps an existing count or
-    /// uses the default of 8).
-    pub fn open_as(dir: &Path, kind: StoreKind, shards: Option<u32>) -> Result<Self, StoreError> {
-        Ok(match kind {
-            StoreKind::Cache => AnyStore::Cache(Cache::open(dir)?),
-            StoreKind::Index => AnyStore::Index(Index::open(dir)?),
-            StoreKind::FanoutCache => {
-                let mut b = FanoutCache::builder();
-                if let Some(n) = shards {
-                    b = b.shards(n);
-                }
-                AnyStore::FanoutCache(b.open(dir)?)
-            }
-            StoreKind::FanoutIndex => {
-                let mut b = FanoutIndex::builder();
-                if let Some(n) = shards {
-                    b = b.shards(n);
-                }
-                AnyStore::FanoutIndex(b.open(dir)?)
-            }
-        })
-    }
-
-    /// The store's kind.
-    pub fn kind(&self) -> StoreKind {
-        match self {
-            AnyStore::Cache(_) => StoreKind::Cache,
-            AnyStore::Index(_) => StoreKind::Index,
-            AnyStore::FanoutCache(_) => StoreKind::FanoutCache,
-            AnyStore::FanoutIndex(_) => StoreKind::FanoutIndex,
-        }
-    }
-
-    /// The store's directory.
-    pub fn path(&self) -> &Path {
-        each!(self, s => s.path())
-    }
-
+/// What the tool does with a store beyond the core API.
+pub trait StoreExt {
+    /// The store's kind, as the command line names it.
+    fn store_kind(&self) -> StoreKind;
     /// Number of shards (1 for a single store).
-    pub fn shard_count(&self) -> u32 {
-        match self {
-            AnyStore::FanoutCache(f) => f.shard_count(),
-            AnyStore::FanoutIndex(f) => f.shard_count(),
-            _ => 1,
-        }
-    }
-
-    fn unsupported(&self, what: &'static str) -> StoreError {
-        StoreError::Unsupported {
-            path: self.path().to_owned(),
-            kind: match self.kind() {
-                StoreKind::Index => "an index",
-                StoreKind::FanoutIndex => "a fanout-index",
-                StoreKind::Cache => "a cache",
-                StoreKind::FanoutCache => "a fanout-cache",
-            },
-            what,
-        }
-    }
-
-    /// Live entries.
-    pub fn len(&self) -> Result<u64, StoreError> {
-        Ok(each!(self, s => s.len())?)
-    }
-
-    /// Whether the store holds no live entry.
-    pub fn is_empty(&self) -> Result<bool, StoreError> {
-        Ok(self.len()? == 0)
-    }
-
-    /// Bytes of stored values.
-    pub fn size(&self) -> Result<u64, StoreError> {
-        Ok(each!(self, s => s.size())?)
-    }
-
-    /// Bytes on disk.
-    pub fn volume(&self) -> Result<u64, StoreError> {
-        Ok(each!(self, s => s.volume())?)
-    }
-
-    /// Verifies (and with `fix`, repairs) the store.
-    pub fn check(&self, fix: bool) -> Result<CheckReport, StoreError> {
-        Ok(each!(self, s => s.check(fix))?)
-    }
-
+    fn shard_count(&self) -> u32;
     /// Checks one shard (`0` for a single store); for progress reporting.
-    pub fn check_shard(&self, shard: u32, fix: bool) -> Result<CheckReport, StoreError> {
-        Ok(match self {
-            AnyStore::Cache(s) => s.check(fix)?,
-            AnyStore::Index(s) => s.check(fix)?,
-            AnyStore::FanoutCache(f) => f.shards()[shard as usize].check(fix)?,
-            AnyStore::FanoutIndex(f) => f.shards()[shard as usize].check(fix)?,
-        })
-    }
-
-    /// One page of live keys with `prefix`, after the cursor `after`, in byte order.
-    pub fn keys_page(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(each!(self, s => s.keys_page(prefix, after, limit))?)
-    }
-
-    /// The value of `key`.
-    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(each!(self, s => s.get(key))?)
-    }
-
-    /// Whether `key` holds a live entry.
-    pub fn contains(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(each!(self, s => s.contains(key))?)
-    }
-
-    /// Stores `value` with `opts`; an expiry or tag on an index is an error.
-    pub fn set(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<(), StoreError> {
-        match self {
-            AnyStore::Cache(s) => s.set_with(key, value, opts)?,
-            AnyStore::FanoutCache(s) => s.set_with(key, value, opts)?,
-            AnyStore::Index(_) | AnyStore::FanoutIndex(_) => {
-                self.check_plain(opts)?;
-                each!(self, s => s.set(key, value))?;
-            }
-        }
-        Ok(())
-    }
-
-    fn check_plain(&self, opts: &SetOptions) -> Result<(), StoreError> {
-        if opts.expiry().is_some() {
-            return Err(self.unsupported("expiry"));
-        }
-        if opts.tag_name().is_some() {
-            return Err(self.unsupported("tags"));
-        }
-        Ok(())
-    }
-
-    /// Stores several entries, each shard's part in one transaction (all or nothing per
-    /// shard). Entries must be valid for the kind (no expiry or tag on an index).
-    pub fn set_many(&self, entries: &[(String, Vec<u8>, SetOptions)]) -> Result<(), StoreError> {
-        fn group(
-            entries: &[(String, Vec<u8>, SetOptions)],
-            count: u32,
-        ) -> Vec<Vec<&(String, Vec<u8>, SetOptions)>> {
-            let mut groups = vec![Vec::new(); count as usize];
-            for e in entries {
-                groups[sciqlop_cache::fanout::shard_of(&e.0, count) as usize].push(e);
-            }
-            groups
-        }
-        for (_, _, opts) in entries {
-            if !self.kind().has_expiry_and_tags() {
-                self.check_plain(opts)?;
-            }
-        }
-        match self {
-            AnyStore::Cache(s) => s.transact(|tx| {
-                entries
-                    .iter()
-                    .try_for_each(|(k, v, o)| tx.set_with(k, v, o))
-            })?,
-            AnyStore::Index(s) => {
-                s.transact(|tx| entries.iter().try_for_each(|(k, v, _)| tx.set(k, v)))?
-            }
-            AnyStore::FanoutCache(f) => {
-                for (i, g) in group(entries, f.shard_count()).into_iter().enumerate() {
-                    if !g.is_empty() {
-                        f.shards()[i].transact(|tx| {
-                            g.iter().try_for_each(|(k, v, o)| tx.set_with(k, v, o))
-                        })?;
-                    }
-                }
-            }
-            AnyStore::FanoutIndex(f) => {
-                for (i, g) in group(entries, f.shard_count()).into_iter().enumerate() {
-                    if !g.is_empty() {
-                        f.shards()[i]
-                            .transact(|tx| g.iter().try_for_each(|(k, v, _)| tx.set(k, v)))?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes `key`; whether a live entry was removed.
-    pub fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(each!(self, s => s.delete(key))?)
-    }
-
-    /// Adds `delta` to the counter at `key` (created as `default + delta`).
-    pub fn incr(&self, key: &str, delta: i64, default: i64) -> Result<i64, StoreError> {
-        Ok(each!(self, s => s.incr(key, delta, default))?)
-    }
-
-    /// Gives a live entry a new expiry (`None`: never); whether the key was live.
-    pub fn touch(&self, key: &str, expire: Option<Duration>) -> Result<bool, StoreError> {
-        match self {
-            AnyStore::Cache(s) => Ok(s.touch(key, expire)?),
-            AnyStore::FanoutCache(s) => Ok(s.touch(key, expire)?),
-            _ => Err(self.unsupported("expiry")),
-        }
-    }
-
-    /// Removes the entries tagged `tag`; how many.
-    pub fn evict_tag(&self, tag: &str) -> Result<u64, StoreError> {
-        match self {
-            AnyStore::Cache(s) => Ok(s.evict_tag(tag)?),
-            AnyStore::FanoutCache(s) => Ok(s.evict_tag(tag)?),
-            _ => Err(self.unsupported("tags")),
-        }
-    }
-
-    /// Removes the expired entries now; how many.
-    pub fn expire(&self) -> Result<u64, StoreError> {
-        match self {
-            AnyStore::Cache(s) => Ok(s.expire()?),
-            AnyStore::FanoutCache(s) => Ok(s.expire()?),
-            _ => Err(self.unsupported("expiry")),
-        }
-    }
-
-    /// Removes every entry; how many.
-    pub fn clear(&self) -> Result<u64, StoreError> {
-        Ok(each!(self, s => s.clear())?)
-    }
-
+    fn check_shard(&self, shard: u32, fix: bool) -> Result<CheckReport, StoreError>;
     /// Removes every entry of one shard (`0` for a single store); for progress reporting.
-    pub fn clear_shard(&self, shard: u32) -> Result<u64, StoreError> {
-        Ok(match self {
-            AnyStore::Cache(s) => s.clear()?,
-            AnyStore::Index(s) => s.clear()?,
-            AnyStore::FanoutCache(f) => f.shards()[shard as usize].clear()?,
-            AnyStore::FanoutIndex(f) => f.shards()[shard as usize].clear()?,
+    fn clear_shard(&self, shard: u32) -> Result<u64, StoreError>;
+    /// Stores `value` with `opts`; an expiry or tag on an index is an error naming the
+    /// directory.
+    fn set_checked(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<(), StoreError>;
+    /// Stores several entries, each shard's part in one transaction (all or nothing per
+    /// shard); an expiry or tag on an index is an error naming the directory.
+    fn set_many_checked(&self, entries: &[(String, Vec<u8>, SetOptions)])
+    -> Result<(), StoreError>;
+    /// Gives a live entry a new expiry (`None`: never); whether the key was live.
+    fn touch_checked(&self, key: &str, expire: Option<Duration>) -> Result<bool, StoreError>;
+    /// Removes the entries tagged `tag`; how many.
+    fn evict_tag_checked(&self, tag: &str) -> Result<u64, StoreError>;
+    /// Removes the expired entries now; how many.
+    fn expire_checked(&self) -> Result<u64, StoreError>;
+}
+
+impl StoreExt for AnyStore {
+    fn store_kind(&self) -> StoreKind {
+        match (self.kind().tags, self.engine().parts().is_empty()) {
+            (true, true) => StoreKind::Cache,
+            (false, true) => StoreKind::Index,
+            (true, false) => StoreKind::FanoutCache,
+            (false, false) => StoreKind::FanoutIndex,
+        }
+    }
+
+    fn shard_count(&self) -> u32 {
+        (self.engine().parts().len() as u32).max(1)
+    }
+
+    fn check_shard(&self, shard: u32, fix: bool) -> Result<CheckReport, StoreError> {
+        Ok(match self.engine().parts().get(shard as usize) {
+            Some(part) => part.check(fix)?,
+            None => self.check(fix)?,
         })
     }
+
+    fn clear_shard(&self, shard: u32) -> Result<u64, StoreError> {
+        Ok(match self.engine().parts().get(shard as usize) {
+            Some(part) => part.clear(&Namespace::DEFAULT)?,
+            None => self.clear()?,
+        })
+    }
+
+    fn set_checked(&self, key: &str, value: &[u8], opts: &SetOptions) -> Result<(), StoreError> {
+        refuse_options(self, opts)?;
+        Ok(self.set_with(key, value, opts)?)
+    }
+
+    fn set_many_checked(
+        &self,
+        entries: &[(String, Vec<u8>, SetOptions)],
+    ) -> Result<(), StoreError> {
+        for (_, _, opts) in entries {
+            refuse_options(self, opts)?;
+        }
+        let count = self.shard_count();
+        let mut groups = vec![Vec::new(); count as usize];
+        for e in entries {
+            groups[sciqlop_cache::fanout::shard_of(&e.0, count) as usize].push(e);
+        }
+        for g in groups.iter().filter(|g| !g.is_empty()) {
+            // A transaction runs on the shard of its first key (a fanout's are per shard).
+            self.transact_on(&g[0].0, |tx| {
+                g.iter().try_for_each(|(k, v, o)| tx.set_with(k, v, o))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn touch_checked(&self, key: &str, expire: Option<Duration>) -> Result<bool, StoreError> {
+        needs(self, self.kind().expiry, "expiry")?;
+        Ok(self.touch(key, expire)?)
+    }
+
+    fn evict_tag_checked(&self, tag: &str) -> Result<u64, StoreError> {
+        needs(self, self.kind().tags, "tags")?;
+        Ok(self.evict_tag(tag)?)
+    }
+
+    fn expire_checked(&self) -> Result<u64, StoreError> {
+        needs(self, self.kind().expiry, "expiry")?;
+        Ok(self.expire()?)
+    }
+}
+
+/// [`StoreError::Unsupported`] unless `has` (the store's kind has `what`).
+fn needs(s: &AnyStore, has: bool, what: &'static str) -> Result<(), StoreError> {
+    if has {
+        return Ok(());
+    }
+    Err(StoreError::Unsupported {
+        path: s.path().to_owned(),
+        kind: match s.store_kind() {
+            StoreKind::Index => "an index",
+            StoreKind::FanoutIndex => "a fanout-index",
+            StoreKind::Cache => "a cache",
+            StoreKind::FanoutCache => "a fanout-cache",
+        },
+        what,
+    })
+}
+
+fn refuse_options(s: &AnyStore, opts: &SetOptions) -> Result<(), StoreError> {
+    if opts.expiry().is_some() {
+        needs(s, s.kind().expiry, "expiry")?;
+    }
+    if opts.tag_name().is_some() {
+        needs(s, s.kind().tags, "tags")?;
+    }
+    Ok(())
 }

@@ -10,7 +10,7 @@ use common::*;
 use rusqlite::OptionalExtension;
 use sciqlop_cache::{Cache, FanoutCache, Index};
 use sqcache::migrate::{MigrateOptions, MigrationReport, PickledValues, migrate};
-use sqcache::store::{AnyStore, StoreKind};
+use sqcache::store::{AnyStore, StoreExt, StoreKind, open_existing};
 
 /// `(expire micros, tag)` of `key` in a single sciqlop-cache store, read from its table.
 fn expire_and_tag(dir: &Path, key: &str) -> (Option<i64>, Option<String>) {
@@ -81,8 +81,8 @@ fn cache_entry_by_entry() {
         records.iter().filter(|r| r.expect == "migrate").count() as u64
     );
     assert_eq!(report.source_entries, records.len() as u64);
-    let dest = AnyStore::open_existing(&dst, None).expect("open");
-    assert_eq!(dest.kind(), StoreKind::Cache);
+    let dest = open_existing(&dst, None).expect("open");
+    assert_eq!(dest.store_kind(), StoreKind::Cache);
     check_entries(&dest, &records, Some(&dst));
     // Integer values are counters.
     assert_eq!(dest.incr("int", 1, 0).expect("incr"), 43);
@@ -145,7 +145,7 @@ fn fanout_source_entry_by_entry() {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     // Collisions are found across shards (int 5 and '5' may live in different ones).
     assert_eq!(skips(&report), expected_skips(&records));
-    let dest = AnyStore::open_existing(&dst, None).expect("open");
+    let dest = open_existing(&dst, None).expect("open");
     check_entries(&dest, &records, Some(&dst));
 }
 
@@ -161,8 +161,8 @@ fn into_a_fanout_destination() {
     };
     let report = migrate(&src, &dst, &opts).expect("migrate");
     assert!(report.errors.is_empty());
-    let dest = AnyStore::open_existing(&dst, None).expect("open");
-    assert_eq!(dest.kind(), StoreKind::FanoutCache);
+    let dest = open_existing(&dst, None).expect("open");
+    assert_eq!(dest.store_kind(), StoreKind::FanoutCache);
     assert_eq!(dest.shard_count(), 3);
     check_entries(&dest, &records, None);
     let f = FanoutCache::open(&dst).expect("open as FanoutCache");
@@ -182,8 +182,8 @@ fn index_source_into_index() {
     let report = migrate(&src, &dst, &opts).expect("migrate");
     assert!(report.errors.is_empty());
     assert_eq!(skips(&report), expected_skips(&records));
-    let dest = AnyStore::open_existing(&dst, None).expect("open");
-    assert_eq!(dest.kind(), StoreKind::Index);
+    let dest = open_existing(&dst, None).expect("open");
+    assert_eq!(dest.store_kind(), StoreKind::Index);
     check_entries(&dest, &records, None);
     let idx = Index::open(&dst).expect("open");
     assert_eq!(idx.get("7").expect("get").as_deref(), Some(&b"2.25"[..]));
@@ -270,7 +270,7 @@ fn drop_moves_entries_and_rerun_changes_nothing() {
     let second = migrate(&src, &dst, &opts).expect("rerun");
     assert_eq!(second.migrated, 0);
     assert_eq!(second.skipped.len() as i64, skipped);
-    let dest = AnyStore::open_existing(&dst, None).expect("open");
+    let dest = open_existing(&dst, None).expect("open");
     check_entries(&dest, &records, Some(&dst));
 }
 
@@ -300,7 +300,7 @@ fn committed_but_not_dropped_then_drop() {
     };
     let r = migrate(&src, &dst, &opts).expect("drop");
     assert_eq!(r.dropped, r.migrated);
-    let dest = AnyStore::open_existing(&dst, None).expect("open");
+    let dest = open_existing(&dst, None).expect("open");
     check_entries(&dest, &records, Some(&dst));
 }
 

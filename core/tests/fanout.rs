@@ -157,3 +157,31 @@ fn fanout_index_and_locks() -> R {
     assert!(idx.try_lock("job", Duration::from_secs(5))?.is_some());
     Ok(())
 }
+
+#[test]
+fn parts_reach_each_shard_through_dyn_engine() -> R {
+    use sciqlop_cache::{AnyStore, Cache, Engine, Namespace};
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("f");
+    let fanout = FanoutCache::builder().shards(3).open(&path)?;
+    for i in 0..30 {
+        fanout.set(&format!("k{i}"), b"v")?;
+    }
+    drop(fanout);
+    let any = AnyStore::builder().open_location(path.to_str().ok_or("utf-8")?)?;
+    let parts = any.engine().parts();
+    assert_eq!(parts.len(), 3);
+    // Each part is its shard: its own entries, checked and cleared alone.
+    let per: Vec<u64> = parts
+        .iter()
+        .map(|p| p.len(&Namespace::DEFAULT))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(per.iter().sum::<u64>(), 30);
+    assert!(parts[1].check(false)?.ok);
+    assert_eq!(parts[1].clear(&Namespace::DEFAULT)?, per[1]);
+    assert_eq!(any.len()?, 30 - per[1]);
+    // A single store is one part: none listed.
+    let single = Cache::open(dir.path().join("c"))?;
+    assert!(single.engine().parts().is_empty());
+    Ok(())
+}

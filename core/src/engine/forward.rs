@@ -159,4 +159,7 @@ impl Engine for Arc<dyn Engine> {
     fn reopen_dyn(&self) -> Result<Arc<dyn Engine>> {
         (**self).reopen_dyn()
     }
+    fn parts(&self) -> Vec<&dyn Engine> {
+        (**self).parts()
+    }
 }

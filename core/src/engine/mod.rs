@@ -320,6 +320,12 @@ pub trait Engine: Send + Sync {
     /// A new, independent handle on the same store with the same settings (e.g. in a
     /// child process after `fork`).
     fn reopen_dyn(&self) -> Result<Arc<dyn Engine>>;
+    /// The independent engines this one is made of, in order (a fanout's shards), for
+    /// tools that work on one part at a time (per-shard progress of `check` or `clear`);
+    /// empty for an engine of one part.
+    fn parts(&self) -> Vec<&dyn Engine> {
+        Vec::new()
+    }
 }
 
 /// An engine that can be reopened as its own type (see [`Engine::reopen_dyn`]).

@@ -513,6 +513,10 @@ impl<E: Engine> Engine for FanoutEngine<E> {
             namespaces: RwLock::new(HashMap::new()),
         }))
     }
+
+    fn parts(&self) -> Vec<&dyn Engine> {
+        self.shards.iter().map(|s| &**s as &dyn Engine).collect()
+    }
 }
 
 impl<E: Reopen> Reopen for FanoutEngine<E> {
