@@ -122,6 +122,19 @@ int main(int argc, char **argv) {
     CHECK(strstr(sqc_last_error(), "UTF-8") != NULL);
     CHECK(sqc_set(store, "k", (size_t)-2, NULL, 0, NULL) == SQC_STATUS_INVALID_ARGUMENT);
 
+    /* A namespace: its own handle and key space. */
+    sqc_store ns = {0};
+    uint64_t in_ns = 99, in_default = 0;
+    CHECK(sqc_namespace(store, "ns", NUL, &ns) == SQC_STATUS_OK);
+    CHECK(ns.id != 0 && ns.id != store.id);
+    CHECK(sqc_set(ns, "only-here", NUL, (const uint8_t *)"x", 1, NULL) == SQC_STATUS_OK);
+    CHECK(sqc_len(ns, &in_ns) == SQC_STATUS_OK && in_ns == 1);
+    CHECK(sqc_contains(store, "only-here", NUL, &found) == SQC_STATUS_OK && !found);
+    CHECK(sqc_len(store, &in_default) == SQC_STATUS_OK && in_default > 0);
+    CHECK(sqc_namespace(store, NULL, NUL, &ns) == SQC_STATUS_NULL_POINTER);
+    CHECK(sqc_namespace(store, "\xc3\x28", NUL, &ns) == SQC_STATUS_INVALID_UTF8);
+    CHECK(sqc_close(ns) == SQC_STATUS_OK);
+
     /* A directory holding a file that is not a database. */
     char bad[4200];
     snprintf(bad, sizeof bad, "%s/notacache", argv[1]);

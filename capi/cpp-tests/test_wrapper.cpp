@@ -5,7 +5,8 @@
 // Modes besides the tests (used by the script and by the process test):
 //   test_wrapper --child-incr DIR N      increments counter "shared" N times in DIR
 //   test_wrapper --write-interop DIR     writes the entries the interop checks read
-//   test_wrapper --incr DIR KEY DELTA    increments counter KEY of the Cache in DIR
+//   test_wrapper --incr DIR KEY DELTA [NS]  increments counter KEY of the Cache in DIR
+//                                        (in its namespace NS)
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
@@ -477,6 +478,31 @@ TEST_CASE("keys, metadata, reopen") {
     CHECK(again.count() == 604);
 }
 
+TEST_CASE("namespaces") {
+    TempDir d;
+    Cache cache(d.sub("c"));
+    Cache sessions = cache.ns("sessions");
+    sessions.set("k", "in sessions", "t");
+    sessions.set("k2", "in sessions");
+    cache.set("k", "in the default namespace", "t");
+    CHECK(sessions.count() == 2);
+    CHECK(cache.count() == 1);
+    CHECK(sessions.get("k")->to_string() == "in sessions");
+    CHECK(cache.ns("").get("k")->to_string() == "in the default namespace");
+    CHECK(sessions.evict_tag("t") == 1);  // tags are per namespace
+    CHECK(cache.exists("k"));
+    CHECK(sessions.clear() == 1);
+    CHECK(cache.count() == 1);
+    // A handle of its own: closing the store's first handle leaves it usable.
+    cache.close();
+    CHECK(sessions.incr("n", 2) == 2);
+    FanoutCache f(d.sub("f"), 3);
+    FanoutCache fa = f.ns("a");
+    fa.set("x", "1");
+    CHECK(fa.count() == 1);
+    CHECK(f.count() == 0);
+}
+
 TEST_CASE("bad input gives errors, never a crash") {
     TempDir d;
     // A directory whose database is not a cache.
@@ -608,9 +634,10 @@ int main(int argc, char** argv) {
     self_exe = fs::canonical("/proc/self/exe").string();
     if (argc == 4 && std::string(argv[1]) == "--child-incr") return child_incr(argv[2], std::atoi(argv[3]));
     if (argc == 3 && std::string(argv[1]) == "--write-interop") return write_interop(argv[2]);
-    if (argc == 5 && std::string(argv[1]) == "--incr") {
+    if ((argc == 5 || argc == 6) && std::string(argv[1]) == "--incr") {
         Cache cache(argv[2]);
-        std::printf("%lld\n", static_cast<long long>(cache.incr(argv[3], std::atoll(argv[4]))));
+        Cache store = cache.ns(argc == 6 ? argv[5] : "");
+        std::printf("%lld\n", static_cast<long long>(store.incr(argv[3], std::atoll(argv[4]))));
         return 0;
     }
     doctest::Context ctx(argc, argv);

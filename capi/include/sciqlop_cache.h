@@ -511,6 +511,22 @@ enum sqc_status sqc_close(struct sqc_store store);
 enum sqc_status sqc_reopen(struct sqc_store store, struct sqc_store *out);
 
 /**
+ * A new handle on the namespace `name` of the same store, created if needed: an
+ * independent key space with its own count, size, keys, tags and `sqc_clear`, sharing
+ * the store's connections, size bound and eviction (the empty name is the default
+ * namespace, the one `sqc_open` gives). The plugin host keeps a plugin's store `s` as
+ * the namespace `s` of the plugin's cache. Close it with `sqc_close`, like any store.
+ *
+ * # Safety
+ * `name` valid for `name_len` bytes (or NUL-terminated with `SQC_NUL_TERMINATED`);
+ * `out` valid for writes.
+ */
+enum sqc_status sqc_namespace(struct sqc_store store,
+                              const char *name,
+                              size_t name_len,
+                              struct sqc_store *out);
+
+/**
  * The kind of an open store.
  *
  * # Safety

@@ -274,6 +274,38 @@ pub unsafe extern "C" fn sqc_reopen(store: sqc_store, out: *mut sqc_store) -> sq
     })
 }
 
+/// A new handle on the namespace `name` of the same store, created if needed: an
+/// independent key space with its own count, size, keys, tags and `sqc_clear`, sharing
+/// the store's connections, size bound and eviction (the empty name is the default
+/// namespace, the one `sqc_open` gives). The plugin host keeps a plugin's store `s` as
+/// the namespace `s` of the plugin's cache. Close it with `sqc_close`, like any store.
+///
+/// # Safety
+/// `name` valid for `name_len` bytes (or NUL-terminated with `SQC_NUL_TERMINATED`);
+/// `out` valid for writes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sqc_namespace(
+    store: sqc_store,
+    name: *const c_char,
+    name_len: usize,
+    out: *mut sqc_store,
+) -> sqc_status {
+    guard(|| {
+        // SAFETY: the function's contract.
+        let (name, out) = unsafe { (args::text(name, name_len, "name")?, Out::new(out, "out")?) };
+        let old = self::store(store)?;
+        let obj = StoreObj {
+            store: old.store.namespace(name)?,
+            kind: old.kind,
+            shards: old.shards,
+        };
+        out.set(sqc_store {
+            id: STORES.insert(Arc::new(obj)),
+        });
+        Ok(())
+    })
+}
+
 /// The kind of an open store.
 ///
 /// # Safety

@@ -51,7 +51,8 @@ pub use ctx::{CacheCtx, CacheCtxView, CacheView, add_to_linker};
 pub use keyvalue::add_keyvalue_to_linker;
 pub use runtime::{HostConfig, PluginHost, PluginState};
 pub use scope::{
-    CasHandle, MAX_NAME_LEN, PluginScope, StoreHandle, TxHandle, plugin_dir, valid_name,
+    CasHandle, DEFAULT_STORE, LAYOUT_META, MAX_NAME_LEN, PluginCache, PluginScope, StoreHandle,
+    TxHandle, plugin_dir, valid_name,
 };
 
 use std::time::Duration;

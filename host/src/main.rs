@@ -42,7 +42,8 @@ enum Command {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// List a plugin's keys (read natively from its namespace on disk).
+    /// List a plugin's keys as STORE/KEY and a short form of the value (read natively
+    /// from its cache on disk).
     Keys {
         /// Directory holding the plugins' namespaces.
         #[arg(long)]
@@ -102,23 +103,46 @@ fn main() -> Result<()> {
             }
             // Opened without a size bound: looking must never evict.
             let cache = sciqlop_cache::Cache::open(&dir)?;
-            let prefix = store.map(|s| format!("{s}/")).unwrap_or_default();
-            let mut after: Option<String> = None;
-            loop {
-                let page = cache.keys_page(&prefix, after.as_deref(), 1000)?;
-                for k in &page {
-                    let v = cache.get(k)?.unwrap_or_default();
-                    let shown = String::from_utf8(v.clone())
-                        .ok()
-                        .filter(|s| s.len() <= 60)
-                        .unwrap_or_else(|| format!("<{} bytes>", v.len()));
-                    println!("{k}\t{shown}");
-                }
-                if page.len() < 1000 {
-                    return Ok(());
-                }
-                after = page.last().cloned();
+            let converted = cache.metadata(sciqlop_cache_host::LAYOUT_META)?.is_some();
+            if !converted {
+                // Written by an earlier host and not converted yet (the next `run`
+                // does): its keys already read `store/key`.
+                let prefix = store.map(|s| format!("{s}/")).unwrap_or_default();
+                return print_keys(&cache, &prefix, "");
             }
+            // One namespace per store, the default one being the store `default`.
+            for ns in cache.namespaces()? {
+                let name = if ns.is_empty() {
+                    sciqlop_cache_host::DEFAULT_STORE
+                } else {
+                    ns.as_str()
+                };
+                if store.as_ref().is_none_or(|s| s == name) {
+                    print_keys(&cache.namespace(&ns)?, "", &format!("{name}/"))?;
+                }
+            }
+            Ok(())
         }
+    }
+}
+
+/// Prints `shown_prefix` + key and a short form of the value, for every key of `cache`
+/// starting with `prefix`.
+fn print_keys(cache: &sciqlop_cache::Cache, prefix: &str, shown_prefix: &str) -> Result<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = cache.keys_page(prefix, after.as_deref(), 1000)?;
+        for k in &page {
+            let v = cache.get(k)?.unwrap_or_default();
+            let shown = String::from_utf8(v.clone())
+                .ok()
+                .filter(|s| s.len() <= 60)
+                .unwrap_or_else(|| format!("<{} bytes>", v.len()));
+            println!("{shown_prefix}{k}\t{shown}");
+        }
+        if page.len() < 1000 {
+            return Ok(());
+        }
+        after = page.last().cloned();
     }
 }

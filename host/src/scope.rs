@@ -1,29 +1,37 @@
 //! A plugin's namespace: its cache, its grants and quotas, and the store and transaction
 //! operations behind the WIT interface.
 //!
-//! # Layout: one cache per plugin
+//! # Layout: one cache per plugin, one namespace per store
 //!
-//! Each plugin gets one `sciqlop_cache::Cache` in its own directory,
-//! `ROOT/plugins/<plugin>/`, and each of its stores is a key namespace inside it: the key
-//! `k` of store `s` is stored as `s/k` (store names cannot contain `/`, so namespaces
-//! cannot overlap), and tags likewise become `s/tag`.
+//! Each plugin gets one cache in its own directory, `ROOT/plugins/<plugin>/`, served
+//! through the core's engine contract ([`PluginCache`] is a `Store` over
+//! `dyn Engine`), and each of its stores is one of the core's namespaces in it: the
+//! store `default` (also what `wasi:keyvalue` buckets `""` and `"default"` open) is the
+//! cache's default namespace, and the store `s` is the namespace `s`. Keys and tags are
+//! the plugin's own, untouched: what a C, C++, Python or CLI program sees when it opens
+//! the directory (and [`Store::namespace`](sciqlop_cache::Store::namespace)`("s")`).
 //!
 //! One cache per plugin rather than one per (plugin, store) because the byte quota is
 //! per plugin: the core's `max_size` then is exactly the plugin's quota, with LRU
 //! eviction across all of the plugin's stores, and a plugin cannot multiply its quota by
 //! opening more store names. Nothing is shared between plugins: another plugin's keys,
 //! counts, sizes, statistics and errors live in another directory and another database.
-//! A store's `len` and `clear` are the core's prefix count and prefix delete (one
-//! statement each, `clear` atomic); `size`, `stats` and `expire` report on the plugin's
-//! whole namespace. Compare-and-swap and transaction conflicts use the entry versions
-//! the core keeps in the store, so they hold across host processes sharing a root.
+//! A store's `len`, `clear`, `keys` and `evict-tag` are the core's, per namespace (exact
+//! counts, `clear` atomic, no key walks); `size`, `stats` and `expire` report on the
+//! plugin's whole cache. Compare-and-swap and transaction conflicts use the entry
+//! versions the core keeps in the store, so they hold across host processes sharing a
+//! root.
+//!
+//! Directories written by earlier hosts, which kept store `s`'s key `k` as the key `s/k`
+//! (and its tags as `s/tag`) in the default namespace, are converted when the plugin's
+//! scope is first opened, in one transaction (see [`LAYOUT_META`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sciqlop_cache::{Cache, SetOptions, Version};
+use sciqlop_cache::{Cache, CacheKind, Engine, SetOptions, Store, Version};
 
 use crate::HostError;
 use crate::bindings::sciqlop::cache::types::{
@@ -59,10 +67,21 @@ pub fn plugin_dir(root: &Path, plugin: &str) -> Result<PathBuf, HostError> {
 
 type OpResult<T> = Result<T, WitError>;
 
+/// A plugin's cache: the core's `Cache` API over whatever engine serves it.
+pub type PluginCache = Store<CacheKind, dyn Engine>;
+
+/// The store whose data is the cache's default namespace.
+pub const DEFAULT_STORE: &str = "default";
+
+/// Metadata entry of a plugin's cache naming its layout: `namespaces` once the stores
+/// are namespaces (absent in directories of earlier hosts, converted on open).
+pub const LAYOUT_META: &str = "host.layout";
+const LAYOUT: &str = "namespaces";
+
 /// A plugin's namespace: opened once per host and shared by all its invocations.
 pub struct PluginScope {
     name: String,
-    cache: Cache,
+    cache: PluginCache,
     policy: PluginPolicy,
 }
 
@@ -75,11 +94,10 @@ impl std::fmt::Debug for PluginScope {
     }
 }
 
-/// Handle of an open store (the WIT `store` resource).
+/// Handle of an open store (the WIT `store` resource): the view of its namespace.
 #[derive(Debug)]
 pub struct StoreHandle {
-    /// `"<store>/"`: the prefix of this store's keys in the plugin's cache.
-    prefix: String,
+    store: Arc<PluginCache>,
 }
 
 /// Handle of a transaction (the WIT `transaction` resource).
@@ -91,7 +109,7 @@ pub struct StoreHandle {
 /// while the guest runs, and a guest that traps or drops the handle leaves nothing behind.
 #[derive(Debug)]
 pub struct TxHandle {
-    prefix: String,
+    store: Arc<PluginCache>,
     open: bool,
     /// For each internal key the transaction read: the value it read first and the
     /// entry's version then (`None`: absent), checked again at commit.
@@ -131,16 +149,20 @@ impl PluginScope {
             source: e,
         })?;
         let limits = &policy.limits;
-        let cache = Cache::builder()
+        let err = |e| HostError::Cache {
+            plugin: plugin.to_owned(),
+            source: e,
+        };
+        let builder = Cache::builder()
             .max_size(limits.max_bytes)
-            // Internal keys carry the store prefix; the plugin's own limit is checked first.
+            // Keys of directories of earlier hosts carry a store prefix until converted;
+            // the plugin's own limit is checked first.
             .max_key_len(limits.max_key_len + MAX_NAME_LEN + 1)
-            .max_value_size(limits.max_value_size)
-            .open(&dir)
-            .map_err(|e| HostError::Cache {
-                plugin: plugin.to_owned(),
-                source: e,
-            })?;
+            .max_value_size(limits.max_value_size);
+        let config = builder.config().clone();
+        let engine: Arc<dyn Engine> = builder.open(&dir).map_err(err)?.engine().clone();
+        let cache = PluginCache::from_engine(engine, &config).map_err(err)?;
+        convert_prefixed_layout(&cache).map_err(err)?;
         Ok(Arc::new(PluginScope {
             name: plugin.to_owned(),
             cache,
@@ -158,10 +180,26 @@ impl PluginScope {
         &self.policy
     }
 
-    /// The plugin's cache, for the embedder (e.g. to inspect or seed a plugin's data).
-    /// Keys are `"<store>/<key>"`.
-    pub fn cache(&self) -> &Cache {
+    /// The plugin's cache, for the embedder (e.g. to inspect or seed a plugin's data):
+    /// the store `default`'s entries; [`store`](Self::store) for the others.
+    pub fn cache(&self) -> &PluginCache {
         &self.cache
+    }
+
+    /// The view of the plugin's store `name` (its namespace), for the embedder.
+    pub fn store(&self, name: &str) -> Result<PluginCache, HostError> {
+        if !valid_name(name) {
+            return Err(HostError::InvalidName(name.to_owned()));
+        }
+        self.namespace_of(name).map_err(|e| HostError::Cache {
+            plugin: self.name.clone(),
+            source: e,
+        })
+    }
+
+    fn namespace_of(&self, name: &str) -> sciqlop_cache::Result<PluginCache> {
+        self.cache
+            .namespace(if name == DEFAULT_STORE { "" } else { name })
     }
 
     /// Checks a store name against validity and grants.
@@ -174,12 +212,14 @@ impl PluginScope {
         if !self.policy.grants(name) {
             return Err(WitError::AccessDenied);
         }
+        let store = self.namespace_of(name).map_err(|e| self.map(e))?;
         Ok(StoreHandle {
-            prefix: format!("{name}/"),
+            store: Arc::new(store),
         })
     }
 
-    fn key(&self, h: &str, key: &str) -> OpResult<String> {
+    /// `key`, checked against the plugin's key length limit.
+    fn key<'k>(&self, key: &'k str) -> OpResult<&'k str> {
         let max = self.policy.limits.max_key_len;
         if key.len() > max {
             return Err(WitError::InvalidKey(format!(
@@ -187,10 +227,7 @@ impl PluginScope {
                 key.len()
             )));
         }
-        let mut k = String::with_capacity(h.len() + key.len());
-        k.push_str(h);
-        k.push_str(key);
-        Ok(k)
+        Ok(key)
     }
 
     fn check_value(&self, key_len: usize, value: &[u8]) -> OpResult<()> {
@@ -209,27 +246,27 @@ impl PluginScope {
         Ok(())
     }
 
-    fn options(&self, h: &str, o: Option<&WitSetOptions>) -> OpResult<SetOptions> {
+    fn options(&self, o: Option<&WitSetOptions>) -> OpResult<SetOptions> {
         let mut opts = SetOptions::new();
         if let Some(o) = o {
             if let Some(ms) = o.expire_ms {
                 opts = opts.expire(Duration::from_millis(ms));
             }
             if let Some(tag) = &o.tag {
-                opts = opts.tag(self.tag(h, tag)?);
+                opts = opts.tag(self.tag(tag)?);
             }
         }
         Ok(opts)
     }
 
-    fn tag(&self, h: &str, tag: &str) -> OpResult<String> {
+    fn tag<'t>(&self, tag: &'t str) -> OpResult<&'t str> {
         let max = self.policy.limits.max_key_len;
         if tag.len() > max {
             return Err(WitError::InvalidArgument(format!(
                 "tag longer than {max} bytes"
             )));
         }
-        Ok(format!("{h}{tag}"))
+        Ok(tag)
     }
 
     /// Maps a core error to the WIT error. Storage failures are logged on the host with
@@ -254,8 +291,8 @@ impl PluginScope {
     // ---- store operations ----
 
     pub(crate) fn get(&self, h: &StoreHandle, key: &str) -> OpResult<Option<Vec<u8>>> {
-        let k = self.key(&h.prefix, key)?;
-        self.cache.get(&k).map_err(|e| self.map(e))
+        let k = self.key(key)?;
+        h.store.get(k).map_err(|e| self.map(e))
     }
 
     pub(crate) fn set(
@@ -265,12 +302,10 @@ impl PluginScope {
         value: &[u8],
         o: Option<&WitSetOptions>,
     ) -> OpResult<()> {
-        let k = self.key(&h.prefix, key)?;
+        let k = self.key(key)?;
         self.check_value(k.len(), value)?;
-        let opts = self.options(&h.prefix, o)?;
-        self.cache
-            .set_with(&k, value, &opts)
-            .map_err(|e| self.map(e))
+        let opts = self.options(o)?;
+        h.store.set_with(k, value, &opts).map_err(|e| self.map(e))
     }
 
     pub(crate) fn add(
@@ -280,22 +315,20 @@ impl PluginScope {
         value: &[u8],
         o: Option<&WitSetOptions>,
     ) -> OpResult<bool> {
-        let k = self.key(&h.prefix, key)?;
+        let k = self.key(key)?;
         self.check_value(k.len(), value)?;
-        let opts = self.options(&h.prefix, o)?;
-        self.cache
-            .add_with(&k, value, &opts)
-            .map_err(|e| self.map(e))
+        let opts = self.options(o)?;
+        h.store.add_with(k, value, &opts).map_err(|e| self.map(e))
     }
 
     pub(crate) fn delete(&self, h: &StoreHandle, key: &str) -> OpResult<bool> {
-        let k = self.key(&h.prefix, key)?;
-        self.cache.delete(&k).map_err(|e| self.map(e))
+        let k = self.key(key)?;
+        h.store.delete(k).map_err(|e| self.map(e))
     }
 
     pub(crate) fn pop(&self, h: &StoreHandle, key: &str) -> OpResult<Option<Vec<u8>>> {
-        let k = self.key(&h.prefix, key)?;
-        self.cache.pop(&k).map_err(|e| self.map(e))
+        let k = self.key(key)?;
+        h.store.pop(k).map_err(|e| self.map(e))
     }
 
     pub(crate) fn touch(
@@ -304,15 +337,15 @@ impl PluginScope {
         key: &str,
         expire_ms: Option<u64>,
     ) -> OpResult<bool> {
-        let k = self.key(&h.prefix, key)?;
-        self.cache
-            .touch(&k, expire_ms.map(Duration::from_millis))
+        let k = self.key(key)?;
+        h.store
+            .touch(k, expire_ms.map(Duration::from_millis))
             .map_err(|e| self.map(e))
     }
 
     pub(crate) fn contains(&self, h: &StoreHandle, key: &str) -> OpResult<bool> {
-        let k = self.key(&h.prefix, key)?;
-        self.cache.contains(&k).map_err(|e| self.map(e))
+        let k = self.key(key)?;
+        h.store.contains(k).map_err(|e| self.map(e))
     }
 
     pub(crate) fn incr(
@@ -322,8 +355,8 @@ impl PluginScope {
         delta: i64,
         default: i64,
     ) -> OpResult<i64> {
-        let k = self.key(&h.prefix, key)?;
-        self.cache.incr(&k, delta, default).map_err(|e| self.map(e))
+        let k = self.key(key)?;
+        h.store.incr(k, delta, default).map_err(|e| self.map(e))
     }
 
     pub(crate) fn decr(
@@ -333,31 +366,32 @@ impl PluginScope {
         delta: i64,
         default: i64,
     ) -> OpResult<i64> {
-        let k = self.key(&h.prefix, key)?;
-        self.cache.decr(&k, delta, default).map_err(|e| self.map(e))
+        let k = self.key(key)?;
+        h.store.decr(k, delta, default).map_err(|e| self.map(e))
     }
 
     pub(crate) fn evict_tag(&self, h: &StoreHandle, tag: &str) -> OpResult<u64> {
-        let t = self.tag(&h.prefix, tag)?;
-        self.cache.evict_tag(&t).map_err(|e| self.map(e))
+        let t = self.tag(tag)?;
+        h.store.evict_tag(t).map_err(|e| self.map(e))
     }
 
     pub(crate) fn expire(&self) -> OpResult<u64> {
         self.cache.expire().map_err(|e| self.map(e))
     }
 
-    /// Removes every key of the store, atomically (one core delete of the prefix).
+    /// Removes every key of the store, atomically (the core's clear of its namespace).
     pub(crate) fn clear(&self, h: &StoreHandle) -> OpResult<u64> {
-        self.cache.delete_prefix(&h.prefix).map_err(|e| self.map(e))
+        h.store.clear().map_err(|e| self.map(e))
     }
 
-    /// Live keys of the store, counted by the core over the prefix's key range.
+    /// Live keys of the store (the core's exact count of its namespace).
     pub(crate) fn len(&self, h: &StoreHandle) -> OpResult<u64> {
-        self.cache.count_prefix(&h.prefix).map_err(|e| self.map(e))
+        h.store.len().map_err(|e| self.map(e))
     }
 
+    /// Bytes of values of all the plugin's stores (what its quota bounds).
     pub(crate) fn size(&self) -> OpResult<u64> {
-        self.cache.size().map_err(|e| self.map(e))
+        self.cache.engine().total_size().map_err(|e| self.map(e))
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -375,22 +409,15 @@ impl PluginScope {
         cursor: Option<&str>,
         limit: u32,
     ) -> OpResult<KeyPage> {
-        let full_prefix = self.key(&h.prefix, prefix)?;
-        let after = match cursor {
-            Some(c) => Some(self.key(&h.prefix, c)?),
-            None => None,
-        };
+        let prefix = self.key(prefix)?;
+        let after = cursor.map(|c| self.key(c)).transpose()?;
         let limit = limit.clamp(1, MAX_PAGE) as usize;
-        let mut keys = self
-            .cache
-            .keys_page(&full_prefix, after.as_deref(), limit + 1)
+        let mut keys = h
+            .store
+            .keys_page(prefix, after, limit + 1)
             .map_err(|e| self.map(e))?;
         let more = keys.len() > limit;
         keys.truncate(limit);
-        let keys: Vec<String> = keys
-            .into_iter()
-            .map(|k| k.strip_prefix(&h.prefix).map(str::to_owned).unwrap_or(k))
-            .collect();
         let cursor = if more { keys.last().cloned() } else { None };
         Ok(KeyPage { keys, cursor })
     }
@@ -433,20 +460,13 @@ impl PluginScope {
                 "more than {MAX_BATCH} entries in one call"
             )));
         }
-        let opts = self.options(&h.prefix, o)?;
-        let mut checked = Vec::with_capacity(entries.len());
+        let opts = self.options(o)?;
         for (key, value) in entries {
-            let k = self.key(&h.prefix, key)?;
+            let k = self.key(key)?;
             self.check_value(k.len(), value)?;
-            checked.push((k, value));
         }
-        self.cache
-            .transact(|c| {
-                for (k, v) in &checked {
-                    c.set_with(k, v, &opts)?;
-                }
-                Ok(())
-            })
+        h.store
+            .set_many_with(entries.iter().map(|(k, v)| (k, v)), &opts)
             .map_err(|e| self.map(e))
     }
 
@@ -454,7 +474,7 @@ impl PluginScope {
 
     pub(crate) fn begin(&self, h: &StoreHandle) -> TxHandle {
         TxHandle {
-            prefix: h.prefix.clone(),
+            store: h.store.clone(),
             open: true,
             reads: HashMap::new(),
             view: HashMap::new(),
@@ -477,10 +497,10 @@ impl PluginScope {
         if !tx.open {
             return Err(WitError::TransactionClosed);
         }
-        self.key(&tx.prefix, key)
+        self.key(key).map(str::to_owned)
     }
 
-    /// The value of internal key `k` as the transaction sees it, recording first reads.
+    /// The value of key `k` as the transaction sees it, recording first reads.
     fn tx_current(&self, tx: &mut TxHandle, k: &str) -> OpResult<Option<Vec<u8>>> {
         if let Some(v) = tx.view.get(k) {
             return Ok(v.clone());
@@ -488,7 +508,7 @@ impl PluginScope {
         if let Some((v, _)) = tx.reads.get(k) {
             return Ok(v.clone());
         }
-        let (v, version) = match self.cache.get_versioned(k).map_err(|e| self.map(e))? {
+        let (v, version) = match tx.store.get_versioned(k).map_err(|e| self.map(e))? {
             Some((v, version)) => (Some(v), Some(version)),
             None => (None, None),
         };
@@ -529,7 +549,7 @@ impl PluginScope {
     ) -> OpResult<()> {
         let k = self.tx_key(tx, key)?;
         self.check_value(k.len(), &value)?;
-        let opts = self.options(&tx.prefix, o)?;
+        let opts = self.options(o)?;
         self.tx_write(
             tx,
             k.clone(),
@@ -547,7 +567,7 @@ impl PluginScope {
     ) -> OpResult<bool> {
         let k = self.tx_key(tx, key)?;
         self.check_value(k.len(), &value)?;
-        let opts = self.options(&tx.prefix, o)?;
+        let opts = self.options(o)?;
         if self.tx_current(tx, &k)?.is_some() {
             return Ok(false);
         }
@@ -617,7 +637,7 @@ impl PluginScope {
         // One core transaction: the checks and the writes hold the store's write lock
         // together, so no writer of any process slips in between. Versions are the
         // core's (persistent): a change A→B→A in between is a conflict too.
-        let result = self.cache.transact(|c| {
+        let result = tx.store.transact(|c| {
             for (k, (_, expected)) in &reads {
                 let now = c.get_versioned(k)?.map(|(_, v)| v);
                 if now != *expected {
@@ -652,8 +672,7 @@ impl PluginScope {
 /// and write version) when the handle was made.
 #[derive(Debug)]
 pub struct CasHandle {
-    prefix: String,
-    /// Internal key.
+    store: Arc<PluginCache>,
     key: String,
     seen: Option<Vec<u8>>,
     /// The entry's version then (`None`: absent), kept by the core.
@@ -697,9 +716,9 @@ impl PluginScope {
             let want = usize::try_from(offset - skipped)
                 .unwrap_or(usize::MAX)
                 .min(MAX_PAGE as usize);
-            let page = self
-                .cache
-                .keys_page(&h.prefix, after.as_deref(), want)
+            let page = h
+                .store
+                .keys_page("", after.as_deref(), want)
                 .map_err(|e| self.map(e))?;
             skipped += page.len() as u64;
             match page.last() {
@@ -707,17 +726,13 @@ impl PluginScope {
                 _ => return Ok((Vec::new(), None)),
             }
         }
-        let mut keys = self
-            .cache
-            .keys_page(&h.prefix, after.as_deref(), limit + 1)
+        let mut keys = h
+            .store
+            .keys_page("", after.as_deref(), limit + 1)
             .map_err(|e| self.map(e))?;
         let more = keys.len() > limit;
         keys.truncate(limit);
         let next = more.then(|| offset + keys.len() as u64);
-        let keys = keys
-            .into_iter()
-            .map(|k| k.strip_prefix(&h.prefix).map(str::to_owned).unwrap_or(k))
-            .collect();
         Ok((keys, next))
     }
 
@@ -725,12 +740,12 @@ impl PluginScope {
     /// i64; a `delta` above `i64::MAX`, a stored negative counter (not a u64) and a result
     /// above `i64::MAX` are errors, and nothing is written then.
     pub(crate) fn increment_u64(&self, h: &StoreHandle, key: &str, delta: u64) -> OpResult<u64> {
-        let k = self.key(&h.prefix, key)?;
+        let k = self.key(key)?;
         let delta = i64::try_from(delta).map_err(|_| {
             WitError::InvalidArgument(format!("delta {delta} is larger than i64::MAX"))
         })?;
-        let result = self.cache.transact(|c| {
-            let current = match c.get(&k)? {
+        let result = h.store.transact(|c| {
+            let current = match c.get(k)? {
                 None => 0,
                 Some(v) => {
                     sciqlop_cache::counter::decode(&v).ok_or(IncrFail::Op(WitError::NotACounter))?
@@ -743,7 +758,7 @@ impl PluginScope {
             }
             // The core's incr keeps the entry's expiry and tag; it cannot go negative
             // here (both operands are non-negative), only overflow.
-            let next = c.incr(&k, delta, 0)?;
+            let next = c.incr(k, delta, 0)?;
             u64::try_from(next).map_err(|_| IncrFail::Op(WitError::Overflow))
         });
         result.map_err(|e| match e {
@@ -755,14 +770,14 @@ impl PluginScope {
     /// Starts a compare-and-swap on `key`: remembers its bytes and the version the core
     /// keeps for the entry.
     pub(crate) fn cas_new(&self, h: &StoreHandle, key: &str) -> OpResult<CasHandle> {
-        let k = self.key(&h.prefix, key)?;
-        let (seen, version) = match self.cache.get_versioned(&k).map_err(|e| self.map(e))? {
+        let k = self.key(key)?;
+        let (seen, version) = match h.store.get_versioned(k).map_err(|e| self.map(e))? {
             Some((v, version)) => (Some(v), Some(version)),
             None => (None, None),
         };
         Ok(CasHandle {
-            prefix: h.prefix.clone(),
-            key: k,
+            store: h.store.clone(),
+            key: k.to_owned(),
             seen,
             version,
         })
@@ -776,10 +791,9 @@ impl PluginScope {
     /// A fresh handle on the key of `cas` (after a failed swap).
     pub(crate) fn cas_renew(&self, cas: &CasHandle) -> OpResult<CasHandle> {
         let h = StoreHandle {
-            prefix: cas.prefix.clone(),
+            store: cas.store.clone(),
         };
-        let key = cas.key.strip_prefix(&cas.prefix).unwrap_or(&cas.key);
-        self.cas_new(&h, key)
+        self.cas_new(&h, &cas.key)
     }
 
     /// Writes `value` if the entry still has the version `cas` saw (no write by any
@@ -788,8 +802,8 @@ impl PluginScope {
     pub(crate) fn cas_swap(&self, cas: &CasHandle, value: &[u8]) -> Result<(), SwapError> {
         self.check_value(cas.key.len(), value)
             .map_err(SwapError::Op)?;
-        match self
-            .cache
+        match cas
+            .store
             .compare_and_swap(&cas.key, cas.version, Some(value))
         {
             Ok(true) => Ok(()),
@@ -797,4 +811,63 @@ impl PluginScope {
             Err(e) => Err(SwapError::Op(self.map(e))),
         }
     }
+}
+
+/// Converts a plugin's cache written by an earlier host (store `s`'s key `k` kept as
+/// `s/k` in the default namespace, tags as `s/tag`) to one namespace per store, in one
+/// transaction, and records the layout; nothing to do when it is recorded. Entries keep
+/// their value, expiry and tag; expired ones are dropped. Keys without a `/` (written
+/// by other programs) stay in the default namespace, which is the store `default`.
+fn convert_prefixed_layout(cache: &PluginCache) -> sciqlop_cache::Result<()> {
+    if cache.metadata(LAYOUT_META)?.as_deref() == Some(LAYOUT) {
+        return Ok(());
+    }
+    cache.transact(|c| {
+        // Again inside the transaction: another host process may have converted it.
+        if c.metadata(LAYOUT_META)?.as_deref() == Some(LAYOUT) {
+            return Ok(());
+        }
+        // Every old key first: moving `default/a/b` to `a/b` must not make it a key of
+        // the store `a` further on in the same scan.
+        let mut old_keys = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = c.keys_page("", after.as_deref(), 1000)?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            old_keys.extend(page.into_iter().filter(|k| {
+                k.split_once('/')
+                    .is_some_and(|(store, _)| valid_name(store))
+            }));
+            after = Some(last);
+        }
+        let mut stores: HashMap<String, PluginCache> = HashMap::new();
+        for old in &old_keys {
+            let Some((store, key)) = old.split_once('/') else {
+                continue;
+            };
+            let Some((value, info)) = c.pop_entry(old)? else {
+                continue; // expired meanwhile
+            };
+            let mut opts = SetOptions::new();
+            if let Some(at) = info.expire {
+                opts = opts.expire_at(at);
+            }
+            if let Some(tag) = &info.tag {
+                let own = tag.strip_prefix(store).and_then(|t| t.strip_prefix('/'));
+                opts = opts.tag(own.unwrap_or(tag));
+            }
+            let target = if store == DEFAULT_STORE {
+                c
+            } else {
+                match stores.entry(store.to_owned()) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => v.insert(c.namespace(store)?),
+                }
+            };
+            target.set_with(key, &value, &opts)?;
+        }
+        c.set_metadata(LAYOUT_META, Some(LAYOUT))
+    })
 }

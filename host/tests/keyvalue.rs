@@ -35,7 +35,7 @@ fn store_and_batch_functions_of_both_drafts() {
         // Written through wasi:keyvalue, stored as the plugin's store `s`.
         let scope = h.scope(g).expect("scope");
         assert_eq!(
-            scope.cache().get("s/k").expect("get"),
+            scope.store("s").expect("store").get("k").expect("get"),
             Some(b"v".to_vec()),
             "{g}"
         );
@@ -199,8 +199,9 @@ fn one_guest_mixes_wasi_keyvalue_and_sciqlop_cache() {
         .expect("load");
     assert_eq!(run(&h, "mix", &["mix", "m"]), "ok:mixed");
     let scope = h.scope("mix").expect("scope");
-    assert_eq!(scope.cache().get("m/v").expect("get"), Some(b"C".to_vec()));
-    assert_eq!(scope.cache().get("m/n").expect("get"), Some(b"5".to_vec()));
+    let m = scope.store("m").expect("store");
+    assert_eq!(m.get("v").expect("get"), Some(b"C".to_vec()));
+    assert_eq!(m.get("n").expect("get"), Some(b"5".to_vec()));
 
     // Bucket handles count against the same cap as store handles.
     let p = policy(|p| p.limits.max_handles = 2);
@@ -233,9 +234,19 @@ fn buckets_named_as_other_hosts_do_open_the_default_store() {
         );
         assert_eq!(run(&h, &plugin, &["get", "", "k2"]), "ok:from-default");
         let scope = h.scope(&plugin).expect("scope");
+        // The store `default` is the cache's default namespace: what other programs
+        // opening the plugin's directory see.
         assert_eq!(
-            scope.cache().get("default/k").expect("get"),
+            scope.cache().get("k").expect("get"),
             Some(b"from-empty".to_vec())
+        );
+        assert_eq!(
+            scope
+                .store("default")
+                .expect("store")
+                .get("k2")
+                .expect("get"),
+            Some(b"from-default".to_vec())
         );
     }
     // The grant is that of `default`.

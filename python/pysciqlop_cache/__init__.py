@@ -246,8 +246,9 @@ def _reject_settings(cls_name: str, disk: Any, settings: dict) -> None:
             raise TypeError(f"{cls_name}.__init__() got an unexpected keyword argument {name!r}")
 
 
-def _reopen(cls: type, kwargs: dict) -> Any:
-    return cls(**kwargs)
+def _reopen(cls: type, kwargs: dict, namespace: Optional[str] = None) -> Any:
+    store = cls(**kwargs)
+    return store if namespace is None else store.namespace(namespace)
 
 
 class Lock:
@@ -532,6 +533,28 @@ class _Store:
         """Bytes on disk: the database, its WAL and the value files."""
         return self._native.volume()
 
+    def namespace(self, name: str) -> "_Store":
+        """A view of the namespace ``name`` of the same store, created if needed: an
+        independent key space with its own entries, ``len``, ``size``, keys, tags and
+        ``clear``, sharing the store's connections, serializer, ``max_size`` (and LRU
+        eviction across namespaces), metadata and statistics. ``""`` is the default
+        namespace, the one the store opens on. It is a store of the same type, closed on
+        its own. A WebAssembly plugin's store ``s`` (``sciqlop-cache-host``) is the
+        namespace ``s`` of the plugin's cache. Not available for fanouts yet."""
+        if type(name) is not str:
+            raise TypeError(f"a namespace name is a str, not {type(name).__name__}")
+        n = self._native.namespace(name)
+        view = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._native = n
+        view._nget = n.get
+        view._nset = n.set
+        view._ncontains = n.contains
+        view._ndelete = n.delete
+        view._namespace = name
+        _open_stores[id(view)] = view
+        return view
+
     def close(self) -> bool:
         """Closes the store; any later call raises ``RuntimeError``. Returns whether it
         was open. Stores still open are closed when the interpreter exits."""
@@ -601,7 +624,7 @@ class _Store:
     def __reduce__(self) -> Any:
         # Pickling a store (e.g. to send it to a multiprocessing worker) reopens the
         # same directory on the other side.
-        return (_reopen, (type(self), self._reopen_kwargs))
+        return (_reopen, (type(self), self._reopen_kwargs, getattr(self, "_namespace", None)))
 
     def __repr__(self) -> str:
         if self.closed:

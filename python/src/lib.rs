@@ -415,7 +415,8 @@ struct NativeStore {
     kind: &'static str,
     path: PathBuf,
     /// Transactions of this store open in any thread.
-    open_tx: AtomicUsize,
+    /// Shared with the store's namespace views (one database, one set of locks).
+    open_tx: Arc<AtomicUsize>,
     /// The store's serializer is pickle: large pickled `bytes` values are decoded here.
     pickle: AtomicBool,
     /// Set in a forked child when the inherited handle could not be replaced.
@@ -501,7 +502,7 @@ impl NativeStore {
             inner: ArcSwapOption::from_pointee(inner),
             kind,
             path,
-            open_tx: AtomicUsize::new(0),
+            open_tx: Arc::new(AtomicUsize::new(0)),
             pickle: AtomicBool::new(false),
             poisoned: OnceLock::new(),
         })
@@ -547,7 +548,9 @@ impl NativeStore {
     /// of the child will ever release: the store is then unusable here and every call
     /// raises `RuntimeError` saying so, instead of waiting forever.
     fn reopen_after_fork(&self, py: Python<'_>) -> PyResult<()> {
-        let open_tx = self.open_tx.swap(0, Ordering::SeqCst);
+        // Not reset: shared with the store's other views, which must see it too (a
+        // store poisoned here stays so).
+        let open_tx = self.open_tx.load(Ordering::SeqCst);
         let Some(old) = self.inner.load_full() else {
             return Ok(());
         };
@@ -571,6 +574,34 @@ impl NativeStore {
         let new = unlocked(py, || old.reopen()).map_err(to_py)?;
         self.inner.store(Some(Arc::new(new)));
         Ok(())
+    }
+
+    /// A new handle on the namespace `name` of the same store (created if needed): its
+    /// own keys, count, size, tags and `clear`, sharing the store's connections, size
+    /// bound, metadata and statistics (`""`: the default namespace). A single store's
+    /// only: a fanout's namespaces are not offered here yet.
+    fn namespace(&self, py: Python<'_>, name: &str) -> PyResult<NativeStore> {
+        let inner = self.handle()?;
+        let view = unlocked(py, || match &*inner {
+            Inner::Cache(s) => s.namespace(name).map(|s| Some(Inner::Cache(s))),
+            Inner::Index(s) => s.namespace(name).map(|s| Some(Inner::Index(s))),
+            Inner::FanoutCache(_) | Inner::FanoutIndex(_) => Ok(None),
+        })
+        .map_err(to_py)?
+        .ok_or_else(|| {
+            PyTypeError::new_err(format!(
+                "namespaces of a {} are not available from Python (open a Cache or an Index)",
+                self.kind
+            ))
+        })?;
+        Ok(NativeStore {
+            inner: ArcSwapOption::from_pointee(view),
+            kind: self.kind,
+            path: self.path.clone(),
+            open_tx: self.open_tx.clone(),
+            pickle: AtomicBool::new(self.pickle.load(Ordering::Relaxed)),
+            poisoned: OnceLock::new(),
+        })
     }
 
     /// The number of shards (1 for a single store).

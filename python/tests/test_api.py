@@ -385,3 +385,37 @@ def test_raw_bytes(store):
     assert store.get_raw("nope", b"d") == b"d"
     with pytest.raises(TypeError):
         store.set_raw("r", "not bytes")
+
+
+def test_namespaces_are_independent_views(tmp_path):
+    import pickle
+
+    cache = sc.Cache(str(tmp_path / "c"))
+    sessions = cache.namespace("sessions")
+    assert type(sessions) is sc.Cache
+    sessions.set("k", {"in": "sessions"}, tag="t")
+    sessions[1] = "int key"
+    cache.set("k", "default", tag="t")
+    assert (len(sessions), len(cache)) == (2, 1)
+    assert sessions["k"] == {"in": "sessions"} and cache["k"] == "default"
+    assert sorted(map(str, sessions)) == ["1", "k"]
+    assert sessions.evict_tag("t") == 1, "tags are per namespace"
+    assert "k" in cache
+    assert sessions.incr("n") == 1 and cache.get("n") is None
+    assert cache.namespace("")["k"] == "default"
+    # Pickled (e.g. for a worker process), a view reopens the same namespace.
+    again = pickle.loads(pickle.dumps(sessions))
+    assert again["n"] == 1
+    assert sessions.clear() == 2 and len(cache) == 1
+    # Closed on its own.
+    sessions.close()
+    assert cache["k"] == "default"
+    with pytest.raises(RuntimeError):
+        sessions["k"]
+    index = sc.Index(str(tmp_path / "i"))
+    index.namespace("a")["x"] = 1
+    assert len(index) == 0 and index.namespace("a")["x"] == 1
+    with pytest.raises(TypeError):
+        cache.namespace(b"bytes")
+    with pytest.raises(TypeError, match="Fanout"):
+        sc.FanoutCache(str(tmp_path / "f")).namespace("a")

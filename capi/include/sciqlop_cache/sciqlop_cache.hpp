@@ -740,6 +740,12 @@ public:
     }
 
 protected:
+    sqc_store namespace_handle(std::string_view name) const {
+        sqc_store out{};
+        detail::check(sqc_namespace(h_, name.data() ? name.data() : "", name.size(), &out));
+        return out;
+    }
+
     BasicStore(std::string_view path, const sqc_options& opts) {
         detail::check(sqc_open(static_cast<std::int32_t>(K), path.data(), path.size(), &opts, &h_));
     }
@@ -814,6 +820,10 @@ public:
     Cache(std::string_view path, const Options& options) : BasicStore(path, options.to_c()) {}
     /// A new, independent handle on the same directory and settings (e.g. after fork).
     Cache reopen() const { return Cache(reopen_handle()); }
+    /// The namespace name of the same store (created if needed): its own keys, count,
+    /// size and clear, sharing the store's connections and size bound ("" is the
+    /// default one). A plugin's store s (sciqlop-cache-host) is the namespace s.
+    Cache ns(std::string_view name) const { return Cache(namespace_handle(name)); }
 
 private:
     explicit Cache(sqc_store h) noexcept : BasicStore(h) {}
@@ -830,6 +840,10 @@ public:
     explicit Index(std::string_view path) : BasicStore(path, sqc_options_default()) {}
     Index(std::string_view path, const Options& options) : BasicStore(path, options.to_c()) {}
     Index reopen() const { return Index(reopen_handle()); }
+    /// The namespace name of the same store (created if needed): its own keys, count,
+    /// size and clear, sharing the store's connections and size bound ("" is the
+    /// default one). A plugin's store s (sciqlop-cache-host) is the namespace s.
+    Index ns(std::string_view name) const { return Index(namespace_handle(name)); }
 
 private:
     explicit Index(sqc_store h) noexcept : BasicStore(h) {}
@@ -844,6 +858,10 @@ public:
         : BasicStore(path, opts(shard_count, max_size)) {}
     FanoutCache(std::string_view path, const Options& options) : BasicStore(path, options.to_c()) {}
     FanoutCache reopen() const { return FanoutCache(reopen_handle()); }
+    /// The namespace name of the same store (created if needed): its own keys, count,
+    /// size and clear, sharing the store's connections and size bound ("" is the
+    /// default one). A plugin's store s (sciqlop-cache-host) is the namespace s.
+    FanoutCache ns(std::string_view name) const { return FanoutCache(namespace_handle(name)); }
 
 private:
     explicit FanoutCache(sqc_store h) noexcept : BasicStore(h) {}
@@ -861,6 +879,10 @@ public:
     explicit FanoutIndex(std::string_view path, std::uint32_t shard_count = 0) : BasicStore(path, opts(shard_count)) {}
     FanoutIndex(std::string_view path, const Options& options) : BasicStore(path, options.to_c()) {}
     FanoutIndex reopen() const { return FanoutIndex(reopen_handle()); }
+    /// The namespace name of the same store (created if needed): its own keys, count,
+    /// size and clear, sharing the store's connections and size bound ("" is the
+    /// default one). A plugin's store s (sciqlop-cache-host) is the namespace s.
+    FanoutIndex ns(std::string_view name) const { return FanoutIndex(namespace_handle(name)); }
 
 private:
     explicit FanoutIndex(sqc_store h) noexcept : BasicStore(h) {}
