@@ -16,8 +16,7 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/sqc-bench-cpp.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 "$ROOT/scripts/build-cpp.sh" "$WORK/prefix" >/dev/null
 cargo build -q --release --locked -p sciqlop-cache-capi --example bench_rust
-TARGET="$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release"
+TARGET="$("$ROOT/scripts/target-dir.sh")/release"
 g++ -std=c++20 -O2 -DNDEBUG capi/bench/bench.cpp -I"$WORK/prefix/include" \
     "$WORK/prefix/lib/libsciqlop_cache.a" -lpthread -ldl -lm -o "$WORK/bench"
 for r in $(seq "$ROUNDS"); do

@@ -7,6 +7,8 @@
 #   lib/pkgconfig/sciqlop-cache.pc           for `pkg-config --cflags --libs sciqlop-cache`
 #   lib/cmake/sciqlop-cache/                 for CMake's `find_package(sciqlop-cache)`
 # Usage: scripts/build-cpp.sh PREFIX
+# SQC_BUILD_PROFILE=dev builds the library unoptimised (what scripts/test-cpp.sh uses:
+# it shares the workspace's debug build instead of compiling everything again).
 set -euo pipefail
 if [ $# -ne 1 ]; then
     echo "usage: $0 PREFIX" >&2
@@ -17,9 +19,11 @@ mkdir -p "$1"
 PREFIX="$(cd "$1" && pwd)"
 cd "$ROOT"
 
-cargo build --release --locked -p sciqlop-cache-capi
-TARGET="$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release"
+PROFILE="${SQC_BUILD_PROFILE:-release}"
+cargo build --profile "$PROFILE" --locked -p sciqlop-cache-capi
+OUT_DIR="$PROFILE"
+[ "$PROFILE" = dev ] && OUT_DIR=debug
+TARGET="$("$ROOT/scripts/target-dir.sh")/$OUT_DIR"
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 ABI=1 # SQC_ABI_VERSION (capi/src/lib.rs), also the soname's number (capi/build.rs)
 

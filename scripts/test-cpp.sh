@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The C and C++ tests (part of scripts/test.sh): installs the package with
-# build-cpp.sh into a temporary prefix, then
+# build-cpp.sh (dev profile) into a temporary prefix, then
 #   1. the C test, against the shared library, then static under ASan + UBSan;
 #   2. the C++ wrapper tests (doctest), against the shared library, then static under
 #      ASan + UBSan (gcc's);
@@ -19,8 +19,10 @@ PREFIX="$WORK/prefix"
 T="$ROOT/capi/cpp-tests"
 step() { printf '\n== test-cpp: %s\n' "$*"; }
 
-step "build and install into $PREFIX"
-"$ROOT/scripts/build-cpp.sh" "$PREFIX" >/dev/null
+step "build (dev profile) and install into $PREFIX"
+# The dev profile: the library is the same code as the release one, and it shares the
+# workspace's debug build (a release build from scratch took minutes of CI's time).
+SQC_BUILD_PROFILE=dev "$ROOT/scripts/build-cpp.sh" "$PREFIX" >/dev/null
 export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig"
 SHARED_LIBS="$(pkg-config --libs sciqlop-cache)"
 # The static library by file name, with the system libraries it needs (Libs.private).
@@ -60,8 +62,7 @@ step "interop: written from C++, read by the Rust CLI (sqcache)"
 # (Run alone, this builds the debug CLI, and below the host and the guests, if
 # scripts/test.sh has not already.)
 cargo build -q --locked -p sqcache
-SQCACHE="$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/sqcache"
+SQCACHE="$("$ROOT/scripts/target-dir.sh")/debug/sqcache"
 IDIR="$(fresh)/interop"
 "$WORK/test_wrapper" --write-interop "$IDIR"
 fails=0
@@ -78,30 +79,36 @@ expect "tag" "$("$SQCACHE" evict-tag "$IDIR" cpp --json | python3 -c 'import jso
 cat >"$WORK/read_counter.c" <<'C'
 #include "sciqlop_cache.h"
 #include <stdio.h>
-int main(int argc, char **argv) { /* read_counter DIR KEY */
-    sqc_store s; int64_t n = 0; bool found = false;
-    if (argc != 3 || sqc_open(SQC_KIND_CACHE, argv[1], SQC_NUL_TERMINATED, NULL, &s) != SQC_STATUS_OK ||
-        sqc_get_counter(s, argv[2], SQC_NUL_TERMINATED, &n, &found) != SQC_STATUS_OK || !found) {
+int main(int argc, char **argv) { /* read_counter DIR KEY [NAMESPACE] */
+    sqc_store s, ns; int64_t n = 0; bool found = false;
+    if (argc < 3 || argc > 4 || sqc_open(SQC_KIND_CACHE, argv[1], SQC_NUL_TERMINATED, NULL, &s) != SQC_STATUS_OK ||
+        sqc_namespace(s, argc == 4 ? argv[3] : "", SQC_NUL_TERMINATED, &ns) != SQC_STATUS_OK ||
+        sqc_get_counter(ns, argv[2], SQC_NUL_TERMINATED, &n, &found) != SQC_STATUS_OK || !found) {
         fprintf(stderr, "read_counter: %s\n", sqc_last_error());
         return 1;
     }
     printf("%lld\n", (long long)n);
-    return sqc_close(s) == SQC_STATUS_OK ? 0 : 1;
+    return sqc_close(ns) == SQC_STATUS_OK && sqc_close(s) == SQC_STATUS_OK ? 0 : 1;
 }
 C
 gcc -std=c11 "$WORK/read_counter.c" $CFLAGS_ $SHARED_LIBS -o "$WORK/read_counter"
 expect "counter incremented by the CLI, read from C" "$("$WORK/read_counter" "$IDIR" interop/counter)" "43"
 
 step "interop: a counter written from C++, incremented by a WebAssembly plugin through the host"
-# counter-cmd counts names in its store "counters": key counters/NAME of the Cache in
-# ROOT/plugins/<plugin>/ (host/src/scope.rs). test.sh has built the guests and the host.
+# counter-cmd counts names in its store "counters": the namespace "counters" of the Cache
+# in ROOT/plugins/<plugin>/ (host/src/scope.rs). test.sh has built the guests and the host.
 GUESTS="$("$ROOT/scripts/build-guests.sh")"
 cargo build -q --locked -p sciqlop-cache-host
 HOST="$(dirname "$SQCACHE")/sciqlop-cache-host"
 PROOT="$(fresh)/plugin-root"
-expect "C++ incr" "$("$WORK/test_wrapper" --incr "$PROOT/plugins/counter" counters/cpp 41)" "41"
+expect "C++ incr" "$("$WORK/test_wrapper" --incr "$PROOT/plugins/counter" cpp 41 counters)" "41"
 expect "plugin incr" "$("$HOST" run --root "$PROOT" --plugin counter="$GUESTS/counter-cmd.wasm" -- cpp)" "cpp: 42"
-expect "read back from C" "$("$WORK/read_counter" "$PROOT/plugins/counter" counters/cpp)" "42"
+expect "read back from C" "$("$WORK/read_counter" "$PROOT/plugins/counter" cpp counters)" "42"
+# A plugin directory written by an earlier host (store/key keys) is converted on open.
+OLD="$(fresh)/old-root"
+expect "C++ incr, old layout" "$("$WORK/test_wrapper" --incr "$OLD/plugins/counter" counters/cpp 6)" "6"
+expect "plugin incr, old layout" "$("$HOST" run --root "$OLD" --plugin counter="$GUESTS/counter-cmd.wasm" -- cpp)" "cpp: 7"
+expect "read back from C, converted" "$("$WORK/read_counter" "$OLD/plugins/counter" cpp counters)" "7"
 
 step "interop: the same entries read from the Python package"
 VENV_PY="$("$ROOT/scripts/python-env.sh")"
@@ -111,7 +118,7 @@ py() { # py DIR EXPR: EXPR printed, with `c` the Cache at DIR opened from Python
 expect "C++ value, from Python" "$(py "$IDIR" 'c.get_raw("interop/value").decode()')" "written by C++"
 expect "C++ binary value, from Python" "$(py "$IDIR" 'list(c.get_raw("interop/binary"))')" "[0, 1, 2, 255]"
 expect "C++ counter incremented by the CLI, from Python" "$(py "$IDIR" 'c["interop/counter"]')" "43"
-expect "plugin's counter, from Python" "$(py "$PROOT/plugins/counter" 'c["counters/cpp"]')" "42"
+expect "plugin's counter, from Python" "$(py "$PROOT/plugins/counter" 'c.namespace("counters")["cpp"]')" "42"
 [ "$fails" -eq 0 ] || exit 1
 
 echo

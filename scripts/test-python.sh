@@ -22,7 +22,7 @@ if [ ! -x "$ORIG_VENV/bin/python" ] || ! "$ORIG_VENV/bin/python" -c 'import pysc
     "$ORIG_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "pysciqlop-cache==0.3.6" msgspec
 fi
 cargo build --quiet -p sqcache
-export SQCACHE_BIN="$ROOT/target/debug/sqcache"
+export SQCACHE_BIN="$("$ROOT/scripts/target-dir.sh")/debug/sqcache"
 export ORIGINAL_PYTHON="$ORIG_VENV/bin/python"
 # From the repository root, through the installed package (python/ itself is not on the
 # path, so the tests import what pip installed).

@@ -20,6 +20,5 @@ cargo test --workspace --locked
 # The browser build: wasm-bindgen-test under node, then headless Chromium with OPFS.
 "$ROOT/scripts/test-web.sh"
 # What the run left on disk: CI's disk is small, so keep an eye on this figure.
-du -sh "$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')" \
+du -sh "$("$ROOT/scripts/target-dir.sh")" \
     guest-examples/target || true
