@@ -194,18 +194,18 @@ pub fn plugin(
     let root = work.join("plugin-pooling");
     let h = host(&root, true, wasm)?;
     let scope = h.scope(PLUGIN).context("the plugin's scope")?.clone();
-    let cache = scope.cache();
+    // The plugin's store, as the host serves it: its namespace of the plugin's cache.
+    let cache = scope.store(STORE)?;
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
     let value = "v".repeat(VALUE_LEN);
     ensure!(
         run(&h, &s(&["set", STORE, GET_KEY, &value]))? == "ok:set",
         "guest set failed"
     );
-    let native_get_key = format!("{STORE}/{GET_KEY}");
-    let native_set_key = format!("{STORE}/{SET_KEY}");
+    let (native_get_key, native_set_key) = (GET_KEY, SET_KEY);
     ensure!(
-        cache.get(&native_get_key)?.as_deref() == Some(value.as_bytes()),
-        "the guest's value is not in the scoped cache under {native_get_key}"
+        cache.get(native_get_key)?.as_deref() == Some(value.as_bytes()),
+        "the guest's value is not in the plugin's store {STORE} under {native_get_key}"
     );
 
     let get_args = |n: u64| s(&["get-loop", STORE, GET_KEY, &n.to_string()]);
@@ -225,7 +225,7 @@ pub fn plugin(
     };
     let set_check = |n: u64, out: &str| -> Result<()> {
         ensure!(out == format!("ok:{n}"), "guest set-loop of {n}: {out}");
-        let v = cache.get(&native_set_key)?;
+        let v = cache.get(native_set_key)?;
         ensure!(
             v.as_ref()
                 .is_some_and(|v| v.len() == VALUE_LEN && v[..8] == (n - 1).to_le_bytes()),
@@ -237,7 +237,7 @@ pub fn plugin(
     let any_ok = |_: u64, _: &str| -> Result<()> { Ok(()) };
     let mut set_value = vec![b'x'; VALUE_LEN];
     let mut native_get = |_: u64| -> Result<()> {
-        let v = cache.get(&native_get_key)?;
+        let v = cache.get(native_get_key)?;
         ensure!(
             std::hint::black_box(v).is_some_and(|v| v.len() == VALUE_LEN),
             "native get: expected a hit"
@@ -247,7 +247,7 @@ pub fn plugin(
     let mut native_set = |i: u64| -> Result<()> {
         // Distinct values, as the guest's set-loop writes them.
         set_value[..8].copy_from_slice(&i.to_le_bytes());
-        Ok(cache.set(&native_set_key, &set_value)?)
+        Ok(cache.set(native_set_key, &set_value)?)
     };
 
     let (get_n, set_n) = (plan.plugin_get_calls, plan.plugin_set_calls);

@@ -1,5 +1,17 @@
-//! Migration from Python's `diskcache` (5.x) to sciqlop-cache, reading diskcache's SQLite
-//! database directly.
+//! Migration from Python's `diskcache` (5.x) and from the original sciqlop-cache (C++
+//! and `pysciqlop-cache` 0.1 to 0.3) to sciqlop-cache, reading their SQLite databases
+//! directly. The source's format is detected.
+//!
+//! # From the original sciqlop-cache
+//!
+//! Every entry is carried over as it is: the key verbatim (the original's encoding of
+//! non-`str` keys is this project's Python package's), the value's bytes (inline or from
+//! its file; a pickled `int` becomes a counter so that `incr` keeps working), the
+//! absolute expiry (expired entries are skipped), the tag, and the recency order. The
+//! destination is of the source's kind (`Cache`, `Index`, `FanoutCache`, `FanoutIndex`,
+//! a fanout with the source's shard count, keys re-routed) unless asked otherwise, and
+//! records the source's serializer and `max_size` (its `metadata`), so that the Python
+//! package reads every value back as the original returned it.
 //!
 //! # What is carried over
 //!
@@ -64,6 +76,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sciqlop_cache::{DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_VALUE_SIZE, SetOptions};
 use sciqlop_cache_migrate::diskcache::DiskcacheSource;
 pub use sciqlop_cache_migrate::diskcache::{DISKCACHE_DB, is_diskcache_dir};
+use sciqlop_cache_migrate::original::OriginalSource;
+pub use sciqlop_cache_migrate::original::is_original_dir;
 use sciqlop_cache_migrate::{Entry, EntryId, Item, Read, ReadOptions, Source, SourceError};
 use serde::Serialize;
 
@@ -280,8 +294,8 @@ pub enum MigrateError {
     /// The source directory does not exist.
     #[error("source directory {0} does not exist")]
     SourceMissing(PathBuf),
-    /// The source is not a diskcache directory.
-    #[error("{path} is not a diskcache directory ({reason})")]
+    /// The source is neither a diskcache directory nor one of the original sciqlop-cache.
+    #[error("{path} is not a diskcache directory nor one of the original sciqlop-cache ({reason})")]
     NotADiskcache {
         /// The directory.
         path: PathBuf,
@@ -378,11 +392,15 @@ impl Converter {
         {
             return Outcome::Skip(SkipReason::Expired);
         }
-        let key = match key_text(&entry.key) {
-            Ok(k) => k,
-            Err(r) => return Outcome::Skip(r),
+        let key = match (&entry.stored_key, key_text(&entry.key)) {
+            (Some(verbatim), _) => verbatim.clone(),
+            (None, Ok(k)) => k,
+            (None, Err(r)) => return Outcome::Skip(r),
         };
-        if !matches!(entry.key, Item::Str(_)) && self.collisions.contains(&key) {
+        if entry.stored_key.is_none()
+            && !matches!(entry.key, Item::Str(_))
+            && self.collisions.contains(&key)
+        {
             return Outcome::Skip(SkipReason::KeyCollision(key));
         }
         if key.len() > DEFAULT_MAX_KEY_LEN {
@@ -405,7 +423,10 @@ impl Converter {
             Item::Bytes(b) => b.clone(),
             Item::Int(i) => sciqlop_cache::counter::encode(*i),
             Item::Float(f) => pyrepr::float(*f).into_bytes(),
-            Item::Pickle(_) if self.pickled == PickledValues::Skip => {
+            // The original's pickles are its stored values: always copied.
+            Item::Pickle(_)
+                if self.pickled == PickledValues::Skip && entry.stored_key.is_none() =>
+            {
                 return Outcome::Skip(SkipReason::PickledValue);
             }
             Item::Pickle(p) => p.clone(),
@@ -448,7 +469,8 @@ pub fn migrate_with_progress(
     if !src.is_dir() {
         return Err(MigrateError::SourceMissing(src.to_owned()));
     }
-    if !is_diskcache_dir(src) {
+    let original = is_original_dir(src);
+    if !original && !is_diskcache_dir(src) {
         // The reader says why (no database, unreadable directory).
         DiskcacheSource::open(src, false)?;
     }
@@ -460,8 +482,44 @@ pub fn migrate_with_progress(
             reason: "it is the source directory".into(),
         });
     }
-    let source = DiskcacheSource::open(src, opts.drop_source)?;
+    let mut opts = opts.clone();
+    let mut carried: Vec<(&str, String)> = Vec::new();
+    let source: Box<dyn Source> = if original {
+        let s = OriginalSource::open(src, opts.drop_source)?;
+        // The destination is of the source's kind unless asked otherwise.
+        if opts.kind.is_none() && opts.shards.is_none() {
+            opts.kind = Some(match (s.is_fanout(), s.is_cache()) {
+                (false, true) => StoreKind::Cache,
+                (false, false) => StoreKind::Index,
+                (true, true) => StoreKind::FanoutCache,
+                (true, false) => StoreKind::FanoutIndex,
+            });
+            if s.is_fanout() {
+                opts.shards = Some(s.shard_names().len() as u32);
+            }
+        }
+        carried.extend(s.serializer().map(|v| ("serializer", v)));
+        carried.extend(s.max_size().map(|v| ("max_size", v.to_string())));
+        Box::new(s)
+    } else {
+        Box::new(DiskcacheSource::open(src, opts.drop_source)?)
+    };
+    let opts = &opts;
     let dest = open_destination(dst, opts)?;
+    for (name, value) in carried {
+        match dest.metadata(name)? {
+            None => dest.set_metadata(name, Some(&value))?,
+            Some(v) if v == value || name == "max_size" => {}
+            Some(v) => {
+                return Err(MigrateError::Destination {
+                    path: dst.to_owned(),
+                    reason: format!(
+                        "it records the {name} {v:?}, the source {value:?}: migrate into a new directory"
+                    ),
+                });
+            }
+        }
+    }
     let shard_names: Vec<String> = source
         .shard_names()
         .into_iter()
@@ -566,7 +624,7 @@ fn handle_read(
             Outcome::Entry { key, value, tag } => {
                 *bytes += value.len();
                 pending.push(Pending {
-                    converted: !matches!(entry.key, Item::Str(_)),
+                    converted: entry.stored_key.is_none() && !matches!(entry.key, Item::Str(_)),
                     entry,
                     key,
                     value,

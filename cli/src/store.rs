@@ -144,11 +144,27 @@ pub fn detect(dir: &Path) -> Result<StoreKind, StoreError> {
         };
     }
     let db = dir.join(DB_FILE);
+    let original = || {
+        format!(
+            "it was made by the original sciqlop-cache (pysciqlop-cache or its C++ library): \
+             convert it with `sqcache migrate {} NEW_DIR`",
+            dir.display()
+        )
+    };
+    if crate::migrate::is_original_dir(dir) {
+        return Err(StoreError::NotAStore {
+            path: dir.to_owned(),
+            reason: original(),
+        });
+    }
     if db.is_file() {
         return kind_of_database(dir, &db);
     }
     let reason = if crate::migrate::is_diskcache_dir(dir) {
-        "it is a Python diskcache directory: convert it with `sqcache migrate`".to_owned()
+        format!(
+            "it is a Python diskcache directory: convert it with `sqcache migrate {} NEW_DIR`",
+            dir.display()
+        )
     } else {
         format!("no {DB_FILE} or {FANOUT_MARKER} in it")
     };

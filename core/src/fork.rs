@@ -14,9 +14,9 @@
 //! drop(guard); // in the parent and in the child
 //! ```
 
-use std::sync::{RwLock, RwLockWriteGuard};
 #[cfg(feature = "sqlite")]
 use std::sync::{PoisonError, RwLockReadGuard};
+use std::sync::{RwLock, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 static GATE: RwLock<()> = RwLock::new(());

@@ -9,10 +9,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{Entry, EntryId, Item, Listed, Read, ReadOptions, Removed, Source, SourceError};
 
@@ -29,22 +28,7 @@ pub fn is_diskcache_dir(dir: &Path) -> bool {
 /// The shard directories of a diskcache directory: `[(name, dir)]`, the name empty for
 /// a single store.
 fn source_dbs(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
-    if dir.join(DISKCACHE_DB).is_file() {
-        return Ok(vec![(String::new(), dir.to_owned())]);
-    }
-    let mut shards = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.is_empty()
-            && name.bytes().all(|b| b.is_ascii_digit())
-            && entry.path().join(DISKCACHE_DB).is_file()
-        {
-            shards.push((name, entry.path()));
-        }
-    }
-    shards.sort_by_key(|(name, _)| name.parse::<u64>().unwrap_or(u64::MAX));
-    Ok(shards)
+    crate::shards::numbered(dir, DISKCACHE_DB, |_| true)
 }
 
 const ROW_COLUMNS_CHECK: &str = "SELECT rowid, key, raw, store_time, expire_time, access_time, \
@@ -88,17 +72,7 @@ impl Shard {
             path: db.clone(),
             source,
         };
-        let rw = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = match Connection::open_with_flags(&db, rw) {
-            Ok(c) => c,
-            Err(e) if writable => return Err(err(e)),
-            Err(_) => Connection::open_with_flags(
-                &db,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(err)?,
-        };
-        conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
+        let conn = crate::shards::open_db(&db, writable, FORMAT)?;
         // diskcache's triggers quote their string literals with double quotes.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DQS_DML, true)
             .map_err(err)?;
@@ -210,22 +184,7 @@ impl DiskcacheSource {
     /// directories). `writable` is needed for [`Source::remove_unchanged`]; without it
     /// a read-only source is opened read-only.
     pub fn open(dir: &Path, writable: bool) -> Result<Self, SourceError> {
-        if !dir.is_dir() {
-            return Err(SourceError::Missing(dir.to_owned()));
-        }
-        let found = source_dbs(dir).map_err(|e| SourceError::NotASource {
-            path: dir.to_owned(),
-            format: FORMAT,
-            reason: e.to_string(),
-        })?;
-        if found.is_empty() {
-            return Err(SourceError::NotASource {
-                path: dir.to_owned(),
-                format: FORMAT,
-                reason: format!("no {DISKCACHE_DB} in it nor in numbered shard directories"),
-            });
-        }
-        let shards = found
+        let shards = crate::shards::find(dir, FORMAT, DISKCACHE_DB, |_| true)?
             .into_iter()
             .map(|(name, d)| Shard::open(name, d, writable))
             .collect::<Result<Vec<_>, _>>()?;
@@ -326,10 +285,11 @@ impl DiskcacheSource {
         Ok(RowRead::Done(Read::Entry(Box::new(Entry {
             id,
             key,
+            stored_key: None,
             value,
             expire_at: row.expire_time,
             tag,
-            version: row,
+            version: crate::RowVersion::Diskcache(row),
         }))))
     }
 }
@@ -455,7 +415,9 @@ impl Source for DiskcacheSource {
                     .prepare_cached(DELETE_UNCHANGED)
                     .map_err(|e| shard.err(e))?;
                 for e in &mine {
-                    let r = &e.version;
+                    let crate::RowVersion::Diskcache(r) = &e.version else {
+                        continue;
+                    };
                     let n = st
                         .execute(params![
                             e.id.row,
@@ -482,17 +444,8 @@ impl Source for DiskcacheSource {
             tx.commit().map_err(|e| shard.err(e))?;
             for f in files {
                 if let Some(path) = value_path(&shard.dir, &f) {
-                    let _ = std::fs::remove_file(&path);
                     // diskcache removes the two-level directory when it is empty.
-                    let mut dir = path.parent();
-                    for _ in 0..2 {
-                        match dir {
-                            Some(d) if d != shard.dir && std::fs::remove_dir(d).is_ok() => {
-                                dir = d.parent();
-                            }
-                            _ => break,
-                        }
-                    }
+                    crate::shards::remove_value_file(&shard.dir, &path);
                 }
             }
         }

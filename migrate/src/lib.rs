@@ -10,7 +10,9 @@
 //! [`Source::remove_unchanged`] for a migration that moves entries.
 //!
 //! Formats: Python `diskcache` 5.x ([`diskcache::DiskcacheSource`]: `Cache`,
-//! `FanoutCache`, `Index`).
+//! `FanoutCache`, `Index`) and the original sciqlop-cache, C++ and `pysciqlop-cache`
+//! 0.1 to 0.3 ([`original::OriginalSource`]: `Cache`, `Index`, `FanoutCache`,
+//! `FanoutIndex`).
 //!
 //! ```no_run
 //! use sciqlop_cache_migrate::{Read, ReadOptions, Source, diskcache::DiskcacheSource};
@@ -28,7 +30,16 @@
 use std::path::PathBuf;
 
 pub mod diskcache;
+pub mod original;
 pub mod pyrepr;
+mod shards;
+
+/// A source row as read, to recognise it unchanged in [`Source::remove_unchanged`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RowVersion {
+    Diskcache(diskcache::RowVersion),
+    Original(original::RowVersion),
+}
 
 /// A Python object as a source stored it.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +109,10 @@ pub struct Entry {
     pub id: EntryId,
     /// The key.
     pub key: Item,
+    /// The key as the source stored it, when the source encodes keys as this project's
+    /// Python package does (the original's: a non-`str` key is text starting with NUL):
+    /// a migration keeps it verbatim.
+    pub stored_key: Option<String>,
     /// The value.
     pub value: Item,
     /// When it expires, in Unix seconds, if ever.
@@ -105,7 +120,7 @@ pub struct Entry {
     /// Its tag, if any.
     pub tag: Option<Item>,
     /// The row as read, to recognise it unchanged in [`Source::remove_unchanged`].
-    pub(crate) version: diskcache::RowVersion,
+    pub(crate) version: RowVersion,
 }
 
 /// What became of one entry asked for in [`Source::read_batch`].
@@ -208,6 +223,13 @@ pub trait Source {
 
     /// The names of the source's shards (`[""]` for a single store).
     fn shard_names(&self) -> Vec<&str>;
+
+    /// The serializer the source recorded for its values (the original's Python
+    /// package: `pickle`, `msgspec`, …), to record in the destination; `None` when
+    /// values are raw or typed [`Item`]s.
+    fn serializer(&self) -> Option<String> {
+        None
+    }
 
     /// Every entry, in ascending access order (least recently used first), so that
     /// writing them in this order gives the destination the same recency.

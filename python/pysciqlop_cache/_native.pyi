@@ -68,6 +68,10 @@ class NativeStore:
 class DiskcacheReader:
     is_fanout: bool
     shard_count: int
+    format: str
+    is_index: bool
+    serializer: Optional[str]
+    max_size: Optional[int]
     def __init__(self, path: str, writable: bool = False) -> None: ...
     def list(self) -> list[tuple[int, int]]: ...
     def read_batch(self, ids: list[tuple[int, int]], now: Optional[float]) -> list[tuple]: ...

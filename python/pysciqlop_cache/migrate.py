@@ -1,4 +1,6 @@
-"""Migrate a diskcache ``Cache``, ``FanoutCache`` or ``Index`` into sciqlop-cache.
+"""Migrate a diskcache ``Cache``, ``FanoutCache`` or ``Index``, or a store of the
+original sciqlop-cache (``pysciqlop-cache`` 0.1 to 0.3: ``Cache``, ``Index``,
+``FanoutCache``, ``FanoutIndex``), into sciqlop-cache. The source's format is detected.
 
 Usage::
 
@@ -12,8 +14,8 @@ or, as a library::
     result = migrate("/old/cache", "/new/cache", drop=True)
     # {"migrated": 1234, "skipped": 0, "errors": 0, "elapsed_secs": 1.5}
 
-The source is read directly from diskcache's SQLite database by the same Rust reader
-as the ``sqcache migrate`` command (diskcache itself is not needed), entries in
+The source is read directly from its SQLite database by the same Rust reader as the
+``sqcache migrate`` command (neither diskcache nor the original is needed), entries in
 ascending access order, so the destination's LRU order follows the source's. Keys keep
 their type (str, bytes, int, float, and pickled keys such as tuples), values come back
 equal to what diskcache returned (ints, floats, str, bytes, pickled objects; they are
@@ -24,6 +26,11 @@ entries that cannot be read or unpickled are skipped and counted; the source is 
 untouched unless ``drop=True``, which removes each entry once it is committed in the
 destination (only if it did not change meanwhile), so an interrupted run can be
 re-run.
+
+From the original, the destination is of the source's kind (an ``Index`` stays an
+``Index``, a fanout a fanout with the same shard count) unless ``store_type`` or
+``shard_count`` say otherwise, values are decoded with the serializer the original
+recorded, and its ``max_size`` is kept.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import sys
 import time
 from typing import Any, Optional
 
-from . import Cache, FanoutCache, FanoutIndex, Index, _Store
+from . import Cache, FanoutCache, FanoutIndex, Index, _Store, get_serializer_by_name
 from ._native import DiskcacheReader
 
 __all__ = ["migrate", "main"]
@@ -66,7 +73,7 @@ def migrate(
     src_path: Any,
     dst_path: Any,
     drop: bool = False,
-    store_type: str = "cache",
+    store_type: Optional[str] = None,
     *,
     shard_count: Optional[int] = None,
     serializer: Any = None,
@@ -76,20 +83,27 @@ def migrate(
     """Copies (with ``drop=True``: moves) the diskcache directory ``src_path`` into the
     sciqlop-cache store ``dst_path`` (created if needed).
 
-    ``store_type``: ``"cache"`` (default; a FanoutCache when the source is one or
-    ``shard_count`` is given) or ``"index"`` (an Index or FanoutIndex; expiry and tags
-    are not kept there). ``serializer``: of a new destination (default pickle).
+    ``store_type``: ``"cache"`` (the default for diskcache; a FanoutCache when the source
+    is one or ``shard_count`` is given) or ``"index"`` (an Index or FanoutIndex; expiry
+    and tags are not kept there); from the original, the source's kind by default. ``serializer``: of a new destination (default pickle).
     Problems with single entries are printed to stderr (``verbose``) and counted.
 
     Returns ``{"migrated", "skipped", "errors", "elapsed_secs"}``.
     """
-    if store_type not in ("cache", "index"):
+    if store_type not in (None, "cache", "index"):
         raise ValueError(f"store_type must be 'cache' or 'index', not {store_type!r}")
     start = time.monotonic()
     src_path, dst_path = os.fspath(src_path), os.fspath(dst_path)
     if os.path.isdir(src_path) and os.path.isdir(dst_path) and os.path.samefile(src_path, dst_path):
         raise ValueError(f"destination {dst_path} is the source directory")
     reader = DiskcacheReader(src_path, drop)
+    if store_type is None:
+        store_type = "index" if reader.is_index else "cache"
+    # The original's values are what its serializer wrote (pickles are decoded below).
+    source_ser = reader.serializer
+    decode = None
+    if source_ser not in (None, "pickle"):
+        decode = get_serializer_by_name(source_ser).loads
     shards = shard_count if shard_count is not None else (reader.shard_count if reader.is_fanout else None)
     dst: _Store
     if store_type == "index":
@@ -128,7 +142,7 @@ def migrate(
                 _, eid, kk, k, vk, v, expire_at, tk, t = r
                 try:
                     key = _obj(kk, k)
-                    value = _obj(vk, v)
+                    value = decode(v) if decode is not None and vk == "bytes" else _obj(vk, v)
                     tag = _tag_text(tk, t)
                 except Exception as e:
                     skipped += 1
@@ -159,6 +173,9 @@ def migrate(
             tx.__exit__(None, None, None)
         if drop and written:
             reader.remove(written)
+    # The original's size bound, once everything is in (not during: it would evict).
+    if reader.max_size and store_type == "cache" and not dst.max_size:
+        dst.max_size = reader.max_size
     dst.close()
     return {
         "migrated": migrated,

@@ -1,4 +1,5 @@
-//! The diskcache reader of `sciqlop-cache-migrate`, for `pysciqlop_cache.migrate`
+//! The readers of `sciqlop-cache-migrate` (diskcache, and the original sciqlop-cache),
+//! for `pysciqlop_cache.migrate`
 //! (which turns the typed entries into Python objects and writes them with the
 //! destination's serializer). Reading happens with the GIL released.
 
@@ -10,6 +11,7 @@ use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 use sciqlop_cache_migrate::diskcache::DiskcacheSource;
+use sciqlop_cache_migrate::original::{OriginalSource, is_original_dir};
 use sciqlop_cache_migrate::{Entry, EntryId, Item, Read, ReadOptions, Source, SourceError};
 
 fn to_py(e: SourceError) -> PyErr {
@@ -31,19 +33,26 @@ fn item<'py>(py: Python<'py>, i: &Item) -> PyResult<(&'static str, Bound<'py, Py
 }
 
 struct State {
-    source: DiskcacheSource,
+    source: Box<dyn Source + Send>,
     /// The entries of the last batch read, for `remove`.
     last: HashMap<EntryId, Box<Entry>>,
 }
 
-/// A diskcache directory (`Cache`, `FanoutCache` or `Index`), read directly from its
-/// SQLite database: `list()` the entries in access order, `read_batch(ids, now)` them,
-/// and with `writable=True`, `remove(ids)` those of the last batch that are unchanged.
+/// A diskcache directory (`Cache`, `FanoutCache` or `Index`) or one of the original
+/// sciqlop-cache (`Cache`, `Index`, `FanoutCache`, `FanoutIndex`), detected, read
+/// directly from its SQLite database: `list()` the entries in access order,
+/// `read_batch(ids, now)` them, and with `writable=True`, `remove(ids)` those of the last
+/// batch that are unchanged.
 #[pyclass(frozen, module = "pysciqlop_cache._native")]
 pub(crate) struct DiskcacheReader {
     state: Mutex<State>,
     fanout: bool,
     shards: usize,
+    format: &'static str,
+    /// An index (no expiry, tags) of the original.
+    index: bool,
+    serializer: Option<String>,
+    max_size: Option<u64>,
 }
 
 impl DiskcacheReader {
@@ -68,12 +77,27 @@ impl DiskcacheReader {
     #[new]
     #[pyo3(signature = (path, writable=false))]
     fn new(py: Python<'_>, path: PathBuf, writable: bool) -> PyResult<Self> {
-        let source = py
-            .detach(|| DiskcacheSource::open(&path, writable))
+        type Opened = (Box<dyn Source + Send>, bool, bool, Option<u64>);
+        let (source, fanout, index, max_size): Opened = py
+            .detach(|| {
+                if is_original_dir(&path) {
+                    let s = OriginalSource::open(&path, writable)?;
+                    let (f, i, m) = (s.is_fanout(), !s.is_cache(), s.max_size());
+                    Ok((Box::new(s) as Box<dyn Source + Send>, f, i, m))
+                } else {
+                    let s = DiskcacheSource::open(&path, writable)?;
+                    let f = s.is_fanout();
+                    Ok((Box::new(s) as Box<dyn Source + Send>, f, false, None))
+                }
+            })
             .map_err(to_py)?;
         Ok(DiskcacheReader {
-            fanout: source.is_fanout(),
+            fanout,
             shards: source.shard_names().len(),
+            format: source.format(),
+            index,
+            serializer: source.serializer(),
+            max_size,
             state: Mutex::new(State {
                 source,
                 last: HashMap::new(),
@@ -91,6 +115,31 @@ impl DiskcacheReader {
     #[getter]
     fn shard_count(&self) -> usize {
         self.shards
+    }
+
+    /// The source's format: `"diskcache"` or `"original sciqlop-cache"`.
+    #[getter]
+    fn format(&self) -> &'static str {
+        self.format
+    }
+
+    /// Whether the source is an index of the original (no expiry or tags).
+    #[getter]
+    fn is_index(&self) -> bool {
+        self.index
+    }
+
+    /// The serializer the source recorded for its values (the original's: `pickle`,
+    /// `msgspec`, …), or None.
+    #[getter]
+    fn serializer(&self) -> Option<String> {
+        self.serializer.clone()
+    }
+
+    /// The size bound the original recorded (None: unbounded or not recorded).
+    #[getter]
+    fn max_size(&self) -> Option<u64> {
+        self.max_size
     }
 
     /// Every entry's id `(shard, row)`, least recently used first.

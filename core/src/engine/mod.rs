@@ -47,6 +47,8 @@ mod forward;
 pub mod registry;
 
 #[cfg(feature = "sqlite")]
+pub(crate) mod foreign;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 #[cfg(feature = "guest")]

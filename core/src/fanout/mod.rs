@@ -163,6 +163,24 @@ impl<P: Policy> FanoutBuilder<P> {
         let kind = P::KIND.ok_or_else(|| {
             Error::InvalidArgument("a fanout is opened as a cache or an index".into())
         })?;
+        if !dir.join(MARKER).exists() {
+            // Another library's store, left as it is (no marker, no shard made beside it).
+            if let Some(reason) = crate::engine::foreign::foreign_store(dir) {
+                return Err(Error::NotACache {
+                    path: dir.to_owned(),
+                    reason,
+                });
+            }
+            let db = dir.join(crate::engine::DB_FILE);
+            if db.exists()
+                && let Some(reason) = crate::engine::foreign::original_db(&db)
+            {
+                return Err(Error::NotACache {
+                    path: dir.to_owned(),
+                    reason,
+                });
+            }
+        }
         let count = marker::read_or_create_marker(dir, kind, self.shards)?;
         let config = self.inner.config;
         let mut shard_config = config.clone();

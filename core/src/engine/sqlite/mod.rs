@@ -243,6 +243,11 @@ impl SqliteEngine {
                 // Looked at without touching it (no lock, no WAL or shared-memory file
                 // made): a foreign database is refused as it is.
                 pre_inspect(&db_path, &err)?;
+            } else if let Some(reason) = crate::engine::foreign::foreign_store(dir) {
+                return Err(Error::NotACache {
+                    path: dir.to_owned(),
+                    reason,
+                });
             } else if kind.is_none() {
                 return Err(Error::NotACache {
                     path: dir.to_owned(),

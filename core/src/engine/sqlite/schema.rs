@@ -353,9 +353,25 @@ pub(crate) fn inspect(conn: &Connection, err: &SqlErr<'_>) -> Result<Found> {
             reason: format!("unknown store kind {kind_name:?}"),
         })
     };
+    let has_table = |name: &str| -> Result<bool> {
+        Ok(conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [name],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| err.map(e))?
+            > 0)
+    };
     match format.as_deref() {
         Some(FORMAT) => Ok(Found::Current(kind()?)),
         Some(FORMAT_3) => Ok(Found::Upgrade(kind()?)),
+        None if has_table("cache")? && !has_table("entries")? => Err(Error::NotACache {
+            path: err.path().to_owned(),
+            reason: crate::engine::foreign::original_reason(
+                err.path().parent().unwrap_or(err.path()),
+            ),
+        }),
         None => Err(Error::NotACache {
             path: err.path().to_owned(),
             reason: "it has tables but no sciqlop-cache metadata".to_owned(),
