@@ -24,6 +24,16 @@ fi
 cargo build --quiet -p sqcache
 export SQCACHE_BIN="$("$ROOT/scripts/target-dir.sh")/debug/sqcache"
 export ORIGINAL_PYTHON="$ORIG_VENV/bin/python"
+# Older releases of the original, whose directories the migration tests read too.
+for v in 0.1.16 0.2.2; do
+    venv="$ROOT/target/python-original-$v-venv"
+    if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pysciqlop_cache' 2>/dev/null; then
+        rm -rf "$venv"
+        "$PY" -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "pysciqlop-cache==$v"
+    fi
+    export "ORIGINAL_PYTHON_${v//./_}=$venv/bin/python"
+done
 # From the repository root, through the installed package (python/ itself is not on the
 # path, so the tests import what pip installed).
 "$(dirname "$VENV_PY")/pytest" -q -p no:cacheprovider python/tests "$@"

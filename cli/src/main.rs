@@ -405,7 +405,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                     "ok": r.ok, "fixed": r.fixed, "sqlite_integrity_ok": r.sqlite_integrity_ok,
                     "counters_consistent": r.counters_consistent,
                     "orphaned_files": r.orphaned_files, "dangling_rows": r.dangling_rows,
-                    "size_mismatches": r.size_mismatches,
+                    "size_mismatches": r.size_mismatches, "foreign_tables": r.foreign_tables,
                 }))?;
             } else {
                 let yes = |b: bool| if b { "yes" } else { "no" };
@@ -423,6 +423,13 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 writeln!(o, "orphaned files:      {}", r.orphaned_files)?;
                 writeln!(o, "rows without file:   {}", r.dangling_rows)?;
                 writeln!(o, "size mismatches:     {}", r.size_mismatches)?;
+                if !r.foreign_tables.is_empty() {
+                    writeln!(
+                        o,
+                        "foreign tables:      {} (written by another program; left as they are)",
+                        r.foreign_tables.join(", ")
+                    )?;
+                }
                 if *fix {
                     writeln!(o, "repaired:            {}", yes(r.fixed))?;
                 }

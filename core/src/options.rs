@@ -352,6 +352,10 @@ pub struct CheckReport {
     pub sqlite_integrity_ok: bool,
     /// Repairs were made.
     pub fixed: bool,
+    /// Tables in the database that are not this project's (another program, such as
+    /// the original sciqlop-cache, whose database file has the same name, wrote to
+    /// it). Reported, never removed: they make `ok` false.
+    pub foreign_tables: Vec<String>,
 }
 
 impl CheckReport {
@@ -374,5 +378,7 @@ impl CheckReport {
         self.orphaned_files += other.orphaned_files;
         self.dangling_rows += other.dangling_rows;
         self.size_mismatches += other.size_mismatches;
+        self.foreign_tables
+            .extend(other.foreign_tables.iter().cloned());
     }
 }

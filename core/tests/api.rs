@@ -969,3 +969,31 @@ fn set_many_mixes_inline_and_file_values_in_order() -> R {
     assert!(report.ok && report.orphaned_files == 0, "{report:?}");
     Ok(())
 }
+
+#[test]
+fn check_reports_tables_another_program_added() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = Cache::open(dir.path()).expect("open");
+    cache.set("k", b"v").expect("set");
+    assert!(cache.check(false).expect("check").foreign_tables.is_empty());
+    // What the original sciqlop-cache does on opening our directory: its own tables in
+    // the database of the same name.
+    let db = dir.path().join("sciqlop-cache.db");
+    rusqlite::Connection::open(&db)
+        .and_then(|c| {
+            c.execute_batch(
+                "CREATE TABLE cache (key TEXT PRIMARY KEY, path TEXT, value BLOB, size INT);
+                 CREATE TABLE trash (path TEXT PRIMARY KEY, ts INT);",
+            )
+        })
+        .expect("foreign tables");
+    let r = cache.check(true).expect("check");
+    assert_eq!(r.foreign_tables, ["cache", "trash"]);
+    assert!(!r.ok, "reported, not repaired");
+    assert_eq!(cache.get("k").expect("get").as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        cache.check(false).expect("check").foreign_tables.len(),
+        2,
+        "left as they are"
+    );
+}

@@ -176,13 +176,15 @@ impl Shard {
     }
 
     /// The value as stored: a pickled int (what the original's `incr` writes) becomes
-    /// the int, so that it stays a counter.
+    /// the int, so that it stays a counter; other values of a pickle store are
+    /// pickles, and the rest the bytes as stored (a store that recorded no serializer:
+    /// written from C++, or a fanout of an early release, whose Python values are
+    /// pickles all the same).
     fn value_item(&self, bytes: Vec<u8>) -> Item {
-        match self.serializer.as_deref() {
-            Some("pickle") => match pickled_int(&bytes) {
-                Some(n) => Item::Int(n),
-                None => Item::Pickle(bytes),
-            },
+        let pickle = self.serializer.as_deref() == Some("pickle");
+        match pickled_int(&bytes) {
+            Some(n) if pickle || self.serializer.is_none() => Item::Int(n),
+            _ if pickle => Item::Pickle(bytes),
             _ => Item::Bytes(bytes),
         }
     }

@@ -195,6 +195,12 @@ class CheckResult:
     """SQLite's own integrity check passed."""
     fixed: bool = False
     """Repairs were made."""
+    foreign_tables: tuple = ()
+    """Tables another program (such as the original sciqlop-cache, whose database file
+    has the same name) added to the database: reported, never removed."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "foreign_tables", tuple(self.foreign_tables))
 
     def __bool__(self) -> bool:
         return self.ok

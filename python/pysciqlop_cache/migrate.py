@@ -104,6 +104,9 @@ def migrate(
     decode = None
     if source_ser not in (None, "pickle"):
         decode = get_serializer_by_name(source_ser).loads
+    # An original store that recorded no serializer (written from C++, or a fanout of an
+    # early release): its values are copied as stored, byte for byte, as sqcache does.
+    verbatim = reader.format != "diskcache" and source_ser is None
     shards = shard_count if shard_count is not None else (reader.shard_count if reader.is_fanout else None)
     dst: _Store
     if store_type == "index":
@@ -156,7 +159,12 @@ def migrate(
                             if expire <= 0:
                                 skipped += 1
                                 continue
-                        dst.set(key, value, expire=expire, tag=tag)
+                        if verbatim and vk == "bytes":
+                            dst.set_raw(key, value, expire=expire, tag=tag)
+                        else:
+                            dst.set(key, value, expire=expire, tag=tag)
+                    elif verbatim and vk == "bytes":
+                        dst.set_raw(key, value)
                     else:
                         dst.set(key, value)
                 except Exception as e:

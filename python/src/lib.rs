@@ -384,6 +384,7 @@ fn report_dict<'py>(py: Python<'py>, r: &CheckReport) -> PyResult<Bound<'py, PyD
     d.set_item("counters_consistent", r.counters_consistent)?;
     d.set_item("sqlite_integrity_ok", r.sqlite_integrity_ok)?;
     d.set_item("fixed", r.fixed)?;
+    d.set_item("foreign_tables", r.foreign_tables.clone())?;
     Ok(d)
 }
 

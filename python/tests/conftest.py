@@ -71,6 +71,22 @@ def original_python(tmp_path_factory) -> str:
     return path
 
 
+@pytest.fixture(scope="session")
+def original_releases(original_python, tmp_path_factory) -> dict:
+    """Interpreters with each tested release of the original: {version: python}."""
+    out = {"0.3.6": original_python}
+    for v in ("0.1.16", "0.2.2"):
+        path = os.environ.get("ORIGINAL_PYTHON_" + v.replace(".", "_"))
+        if not path:
+            venv = tmp_path_factory.mktemp(f"orig-{v}-venv")
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
+                            f"pysciqlop-cache=={v}"], check=True)
+            path = str(venv / "bin" / "python")
+        out[v] = path
+    return out
+
+
 def run_py(code: str, *args: str, python: str = sys.executable, timeout: float = 120) -> str:
     """Runs `code` in a fresh interpreter; returns its stdout (fails on error)."""
     r = subprocess.run(

@@ -34,6 +34,7 @@ pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(err)?;
         report.sqlite_integrity_ok = quick == "ok";
+        report.foreign_tables = schema::foreign_tables(&w.conn).map_err(err)?;
 
         let mut referenced = HashSet::new();
         let mut dangling = Vec::new();
@@ -130,6 +131,7 @@ pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
     let problems = report.orphaned_files + report.dangling_rows + report.size_mismatches > 0
         || !report.counters_consistent;
     report.fixed = fix && problems;
-    report.ok = report.sqlite_integrity_ok && (fix || !problems);
+    report.ok =
+        report.sqlite_integrity_ok && (fix || !problems) && report.foreign_tables.is_empty();
     Ok(report)
 }

@@ -383,6 +383,33 @@ pub(crate) fn inspect(conn: &Connection, err: &SqlErr<'_>) -> Result<Found> {
     }
 }
 
+/// The tables of this project's schema (format 4).
+const OUR_TABLES: [&str; 7] = [
+    "meta",
+    "entries",
+    "totals",
+    "discarded",
+    "locks",
+    "namespaces",
+    "ns_entries",
+];
+
+/// The tables of the database that are not ours, by name.
+pub(crate) fn foreign_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+    )?;
+    let names = st.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for n in names {
+        let n = n?;
+        if !OUR_TABLES.contains(&n.as_str()) {
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
 /// Creates a fresh database of `kind`. Run inside a write transaction.
 pub(crate) fn create(conn: &Connection, kind: Kind, err: &SqlErr<'_>) -> Result<()> {
     conn.execute_batch(TABLES_3).map_err(|e| err.map(e))?;
