@@ -997,3 +997,97 @@ fn check_reports_tables_another_program_added() {
         "left as they are"
     );
 }
+
+/// Every file and directory under `dir`, with file sizes.
+fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let e = e.expect("entry");
+            let m = e.metadata().expect("metadata");
+            if m.is_dir() {
+                todo.push(e.path());
+            }
+            out.push((e.path(), if m.is_dir() { 0 } else { m.len() }));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn foreign_and_unrelated_directories_are_refused_untouched() {
+    use sciqlop_cache::FanoutCache;
+    let root = tempfile::tempdir().expect("tempdir");
+    let sql = |path: &std::path::Path, schema: &str| {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        rusqlite::Connection::open(path)
+            .and_then(|c| c.execute_batch(schema))
+            .expect("sqlite");
+    };
+    let original = "CREATE TABLE cache (key TEXT PRIMARY KEY NOT NULL, path TEXT, value BLOB, size INT) WITHOUT ROWID; CREATE TABLE meta (key TEXT PRIMARY KEY, value);";
+    /// What the directory is, how to make it, what the refusal says.
+    type Case<'a> = (&'a str, Box<dyn Fn(&std::path::Path) + 'a>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "original store",
+            Box::new(|d| sql(&d.join("sciqlop-cache.db"), original)),
+            "original sciqlop-cache",
+        ),
+        (
+            "original fanout",
+            Box::new(|d| sql(&d.join("00").join("sciqlop-cache.db"), original)),
+            "original sciqlop-cache",
+        ),
+        (
+            "diskcache",
+            Box::new(|d| {
+                sql(
+                    &d.join("cache.db"),
+                    "CREATE TABLE Cache (rowid INTEGER PRIMARY KEY);",
+                )
+            }),
+            "diskcache",
+        ),
+        (
+            "other database",
+            Box::new(|d| sql(&d.join("sciqlop-cache.db"), "CREATE TABLE t (x);")),
+            "no sciqlop-cache metadata",
+        ),
+        (
+            "unrelated files",
+            Box::new(|d| {
+                std::fs::create_dir_all(d.join("src")).expect("mkdir");
+                std::fs::write(d.join("notes.txt"), "mine").expect("write");
+            }),
+            "not empty",
+        ),
+    ];
+    for (what, make, says) in cases {
+        let dir = root.path().join(what.replace(' ', "-"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        make(&dir);
+        let before = tree(&dir);
+        let single = Cache::open(&dir).map(|_| ()).expect_err(what).to_string();
+        let fanout = FanoutCache::open(&dir)
+            .map(|_| ())
+            .expect_err(what)
+            .to_string();
+        assert!(single.contains(says), "{what}: {single}");
+        // A database at the top is a single store's place: a fanout is refused there.
+        assert!(
+            fanout.contains(says) || fanout.contains("not a fanout"),
+            "{what}: {fanout}"
+        );
+        if says != "not empty" && says != "no sciqlop-cache metadata" {
+            assert!(single.contains("sqcache migrate"), "{what}: {single}");
+        }
+        assert_eq!(tree(&dir), before, "{what}: nothing created or changed");
+    }
+    // Hidden files and an empty directory are fine.
+    let ok = root.path().join("hidden");
+    std::fs::create_dir_all(&ok).expect("mkdir");
+    std::fs::write(ok.join(".gitignore"), "*").expect("write");
+    Cache::open(&ok).expect("a directory with only hidden files");
+}

@@ -63,3 +63,32 @@ pub(crate) fn original_reason(dir: &Path) -> String {
         dir.display()
     )
 }
+
+/// An entry of `dir` that no store of ours would have left there without its database
+/// (`None`: the directory is empty, or holds only what an interrupted creation or this
+/// project's own files leave: `data/`, SQLite's side files, a lock file).
+pub(crate) fn unrelated_entry(dir: &Path) -> Option<String> {
+    unrelated(dir, |name| name == "data" || name.starts_with(DB_FILE))
+}
+
+/// [`unrelated_entry`] for a fanout's directory: what a fanout leaves there is its
+/// marker and its numbered shard directories.
+pub(crate) fn unrelated_fanout_entry(dir: &Path) -> Option<String> {
+    unrelated(dir, |name| {
+        name.starts_with(crate::fanout::MARKER) || name.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+fn unrelated(dir: &Path, ours: impl Fn(&str) -> bool) -> Option<String> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        // Hidden files (a `.gitignore`, an editor's) are nobody's data.
+        let ours = ours(&name) || name.starts_with('.');
+        if !ours {
+            return Some(format!("it has {name:?}"));
+        }
+    }
+    None
+}

@@ -126,6 +126,11 @@ pub(crate) fn read_or_create_marker(dir: &Path, kind: Kind, requested: Option<u3
                 // Shard stores without their marker (it was deleted): the count is
                 // theirs, never the one asked for, or every key would route elsewhere.
                 let found = shards_on_disk(dir)?;
+                // A creator racing this one links its marker before it makes a shard:
+                // shards seen with a marker there now are that creator's, read it.
+                if found.is_some() && marker.exists() {
+                    continue;
+                }
                 if let (Some(n), Some(r)) = (found, requested)
                     && n != r
                 {

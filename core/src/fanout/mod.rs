@@ -180,6 +180,16 @@ impl<P: Policy> FanoutBuilder<P> {
                     reason,
                 });
             }
+            if !db.exists()
+                && let Some(found) = crate::engine::foreign::unrelated_fanout_entry(dir)
+            {
+                return Err(Error::NotACache {
+                    path: dir.to_owned(),
+                    reason: format!(
+                        "it is not empty ({found}) and holds no fanout: open a new or empty directory"
+                    ),
+                });
+            }
         }
         let count = marker::read_or_create_marker(dir, kind, self.shards)?;
         let config = self.inner.config;

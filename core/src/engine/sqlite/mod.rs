@@ -248,6 +248,15 @@ impl SqliteEngine {
                     path: dir.to_owned(),
                     reason,
                 });
+            } else if let Some(found) = crate::engine::foreign::unrelated_entry(dir) {
+                // A store is made in a new or empty directory only: not among someone
+                // else's files.
+                return Err(Error::NotACache {
+                    path: dir.to_owned(),
+                    reason: format!(
+                        "it is not empty ({found}) and holds no store: open a new or empty directory"
+                    ),
+                });
             } else if kind.is_none() {
                 return Err(Error::NotACache {
                     path: dir.to_owned(),
