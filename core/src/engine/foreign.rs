@@ -30,12 +30,7 @@ pub(crate) fn foreign_store(dir: &Path) -> Option<String> {
 /// Why the database file `db` is refused when the original wrote it.
 pub(crate) fn original_db(db: &Path) -> Option<String> {
     let p = db.to_str()?;
-    let uri = format!(
-        "file:{}?immutable=1",
-        p.replace('%', "%25")
-            .replace('?', "%3F")
-            .replace('#', "%23")
-    );
+    let uri = format!("file:{}?immutable=1", super::sqlite::uri_escape(p));
     let conn = Connection::open_with_flags(
         &uri,
         OpenFlags::SQLITE_OPEN_READ_ONLY

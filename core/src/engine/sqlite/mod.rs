@@ -389,7 +389,8 @@ fn pre_inspect(db_path: &Path, err: &SqlErr<'_>) -> Result<()> {
     }
 }
 
-fn uri_escape(p: &str) -> String {
+/// `p` escaped for a `file:` URI (`?`, `#`, `%`).
+pub(crate) fn uri_escape(p: &str) -> String {
     let mut out = String::with_capacity(p.len());
     for c in p.chars() {
         match c {
