@@ -35,6 +35,16 @@ struct Cli {
     #[arg(long, short, global = true)]
     quiet: bool,
 
+    /// Longest wait for a lock another process holds (its write transaction), e.g. 5s;
+    /// reads never wait. A wait longer than a second is announced on stderr.
+    #[arg(long, global = true, value_parser = parse_duration, value_name = "DURATION", default_value = "10m")]
+    timeout: Duration,
+
+    /// Open the store read-only: writes are refused. A store this user cannot write
+    /// (a read-only mount, another account's cache) opens read-only without it.
+    #[arg(long, global = true)]
+    read_only: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -90,6 +100,17 @@ enum Command {
         /// At most this many keys.
         #[arg(long, short = 'n')]
         limit: Option<usize>,
+        /// End each key with a NUL byte instead of a newline (for `xargs -0`; keys may
+        /// hold newlines).
+        #[arg(long = "null", short = '0', conflicts_with = "json")]
+        null: bool,
+    },
+    /// Show KEY's metadata: size, expiry, tag, where its value is stored.
+    Info {
+        /// Store directory.
+        dir: PathBuf,
+        /// The key.
+        key: String,
     },
     /// Write the value of KEY to stdout (raw bytes) or to a file.
     Get {
@@ -97,7 +118,7 @@ enum Command {
         dir: PathBuf,
         /// The key.
         key: String,
-        /// Write the value to this file instead of stdout.
+        /// Write the value to this file instead of stdout (`-`: stdout).
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
@@ -114,7 +135,7 @@ enum Command {
         #[arg(long, short)]
         input: Option<PathBuf>,
         /// Expire after this long: 30s, 10m, 2h, 1day, 1h 30m…
-        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        #[arg(long, value_parser = parse_expiry, value_name = "DURATION", allow_hyphen_values = true)]
         expire: Option<Duration>,
         /// Tag the entry (for evict-tag).
         #[arg(long)]
@@ -122,13 +143,17 @@ enum Command {
         /// Create the store (of --kind, default cache) if DIR holds none.
         #[arg(long)]
         create: bool,
+        /// Shard count of a fanout made by --create (default 8).
+        #[arg(long, value_name = "N", requires = "create")]
+        shards: Option<u32>,
     },
     /// Remove KEY; exit 1 when it was absent.
     Del {
         /// Store directory.
         dir: PathBuf,
-        /// The key.
-        key: String,
+        /// The keys.
+        #[arg(required = true, num_args = 1..)]
+        keys: Vec<String>,
     },
     /// Add DELTA (default 1, may be negative) to the counter at KEY; prints the new value.
     Incr {
@@ -145,6 +170,9 @@ enum Command {
         /// Create the store (of --kind, default cache) if DIR holds none.
         #[arg(long)]
         create: bool,
+        /// Shard count of a fanout made by --create (default 8).
+        #[arg(long, value_name = "N", requires = "create")]
+        shards: Option<u32>,
     },
     /// Give a live entry a new expiry (none: it never expires); exit 1 when absent.
     Touch {
@@ -153,7 +181,7 @@ enum Command {
         /// The key.
         key: String,
         /// New expiry, from now: 30s, 10m, 2h…
-        #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+        #[arg(long, value_parser = parse_expiry, value_name = "DURATION", allow_hyphen_values = true)]
         expire: Option<Duration>,
     },
     /// Remove every entry tagged TAG.
@@ -216,8 +244,35 @@ enum Command {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.trim_start().starts_with('-') {
+        return Err(
+            "a duration cannot be negative (expected one like 30s, 10m, 2h or 1day)".into(),
+        );
+    }
     humantime::parse_duration(s)
         .map_err(|e| format!("{e} (expected a duration with a unit, like 30s, 10m, 2h or 1day)"))
+}
+
+/// An expiry: a duration above zero (an entry that expires at once is a mistake; no
+/// `--expire` means no expiry).
+fn parse_expiry(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(
+            "an expiry of zero would expire the entry at once (leave --expire out for none)".into(),
+        ),
+        d => Ok(d),
+    }
+}
+
+/// An entry's metadata as `--json` shows it with values.
+fn entry_json(key: &str, info: &sciqlop_cache::EntryInfo) -> serde_json::Value {
+    let expire = info.expire.map(|t| {
+        let secs = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        json!({"unix": secs, "utc": humantime::format_rfc3339_seconds(t).to_string()})
+    });
+    json!({"key": key, "size": info.size, "expire": expire, "tag": info.tag})
 }
 
 /// A mistake in how the tool was called, found after parsing (exit code 2).
@@ -246,26 +301,63 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| "unknown panic".to_owned());
         eprintln!("error: internal error: {msg}");
     }));
+    // Known before parsing, so that a usage error is JSON too under --json.
+    let json = std::env::args_os().any(|a| a == "--json");
     let outcome = std::panic::catch_unwind(|| match Cli::try_parse() {
         Ok(cli) => run(&cli),
+        Err(e) if !e.use_stderr() => {
+            // --help, --version.
+            let _ = e.print();
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if json => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            json_error(first.trim_start_matches("error: "), 2);
+            Ok(ExitCode::from(2))
+        }
         Err(e) => {
             let _ = e.print();
-            Ok(ExitCode::from(if e.use_stderr() { 2 } else { 0 }))
+            Ok(ExitCode::from(2))
         }
     });
     match outcome {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
-            if let Some(io) = e.downcast_ref::<std::io::Error>()
-                && io.kind() == std::io::ErrorKind::BrokenPipe
-            {
+            if is_broken_pipe(&e) {
+                // The reader went away (`sqcache ls DIR | head`): not an error.
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {}", sentence(&e));
-            ExitCode::from(if e.is::<Usage>() { 2 } else { 1 })
+            let code = if e.is::<Usage>() { 2 } else { 1 };
+            if json {
+                json_error(&sentence(&e), code);
+            } else {
+                eprintln!("error: {}", sentence(&e));
+            }
+            ExitCode::from(code)
         }
         Err(_) => ExitCode::from(1),
     }
+}
+
+/// Prints an error as `{"error": …, "exit_code": …}` on stdout (under --json), and the
+/// plain message on stderr for a person watching.
+fn json_error(message: &str, code: u8) {
+    let v = json!({"error": message, "exit_code": code});
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut out, &v);
+    let _ = writeln!(out);
+    eprintln!("error: {message}");
+}
+
+/// Whether writing the output failed because its reader closed the pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
 }
 
 /// The error and its causes in one line, without repeating a cause that the message
@@ -293,7 +385,7 @@ impl Ctx<'_> {
     }
 
     fn open(&self, dir: &Path) -> Result<AnyStore> {
-        open_store(dir, self.kind(), false)
+        open_store(dir, self.kind(), false, None)
     }
 
     fn print_json(&mut self, v: &serde_json::Value) -> Result<()> {
@@ -328,7 +420,17 @@ impl Ctx<'_> {
     }
 }
 
-fn open_store(dir: &Path, kind: Option<StoreKind>, create: bool) -> Result<AnyStore> {
+fn open_store(
+    dir: &Path,
+    kind: Option<StoreKind>,
+    create: bool,
+    shards: Option<u32>,
+) -> Result<AnyStore> {
+    if shards.is_some() && !kind.is_some_and(StoreKind::is_fanout) {
+        return Err(usage(
+            "--shards makes a fanout: give --kind fanout-cache or fanout-index",
+        ));
+    }
     let opened = match detect(dir) {
         Ok(found) => match kind {
             Some(k) if k.is_fanout() != found.is_fanout() => {
@@ -340,11 +442,28 @@ fn open_store(dir: &Path, kind: Option<StoreKind>, create: bool) -> Result<AnySt
         Err(StoreError::Missing(_) | StoreError::NotAStore { .. })
             if create && !dir.join(migrate::DISKCACHE_DB).exists() =>
         {
-            open_as(dir, kind.unwrap_or(StoreKind::Cache), None)
+            open_as(dir, kind.unwrap_or(StoreKind::Cache), shards)
         }
         Err(e) => return Err(e.into()),
     };
     Ok(opened?)
+}
+
+/// [`open_store`] for the commands that take `--create`: a missing directory's error
+/// says so.
+fn open_or_create(
+    dir: &Path,
+    kind: Option<StoreKind>,
+    create: bool,
+    shards: Option<u32>,
+) -> Result<AnyStore> {
+    if !create && std::fs::symlink_metadata(dir).is_err() {
+        bail!(
+            "directory {} does not exist (pass --create to make a store there)",
+            dir.display()
+        );
+    }
+    open_store(dir, kind, create, shards)
 }
 
 fn not_found(dir: &Path, key: &str) -> anyhow::Error {
@@ -352,6 +471,18 @@ fn not_found(dir: &Path, key: &str) -> anyhow::Error {
 }
 
 fn run(cli: &Cli) -> Result<ExitCode> {
+    let timeout = cli.timeout;
+    sqcache::store::set_settings(sqcache::store::Settings {
+        timeout: Some(timeout),
+        read_only: cli.read_only,
+        on_wait: Some(std::sync::Arc::new(move |db: &Path, _| {
+            eprintln!(
+                "waiting for another process's lock on {} (up to --timeout {})…",
+                db.display(),
+                humantime::format_duration(timeout)
+            );
+        })),
+    });
     let mut cx = Ctx {
         cli,
         out: std::io::stdout().lock(),
@@ -449,7 +580,12 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Ls { dir, prefix, limit } => {
+        Command::Ls {
+            dir,
+            prefix,
+            limit,
+            null,
+        } => {
             let s = cx.open(dir)?;
             let limit = limit.unwrap_or(usize::MAX);
             let mut after: Option<String> = None;
@@ -465,8 +601,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 if json {
                     all.extend(page);
                 } else {
+                    let end: &[u8] = if *null { b"\0" } else { b"\n" };
                     for k in page {
-                        writeln!(cx.out, "{k}")?;
+                        cx.out.write_all(k.as_bytes())?;
+                        cx.out.write_all(end)?;
                     }
                 }
             }
@@ -474,17 +612,55 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 cx.print_json(&json!(all))?;
             }
         }
+        Command::Info { dir, key } => {
+            let s = cx.open(dir)?;
+            let info = s.entry_info(key)?.ok_or_else(|| not_found(dir, key))?;
+            let stored = if info.in_file { "own file" } else { "inline" };
+            if json {
+                let mut o = entry_json(key, &info);
+                o["stored"] = json!(stored);
+                cx.print_json(&o)?;
+            } else {
+                let expire = match info.expire {
+                    Some(t) => {
+                        let left = t
+                            .duration_since(std::time::SystemTime::now())
+                            .map(|d| Duration::from_secs(d.as_secs()))
+                            .unwrap_or_default();
+                        format!(
+                            "{} (in {})",
+                            humantime::format_rfc3339_seconds(t),
+                            humantime::format_duration(left)
+                        )
+                    }
+                    None => "never".into(),
+                };
+                writeln!(cx.out, "key:     {key:?}")?;
+                writeln!(
+                    cx.out,
+                    "size:    {} ({} bytes)",
+                    human::bytes(info.size),
+                    info.size
+                )?;
+                writeln!(cx.out, "expires: {expire}")?;
+                writeln!(cx.out, "tag:     {}", info.tag.as_deref().unwrap_or("none"))?;
+                writeln!(cx.out, "stored:  {stored}")?;
+            }
+        }
         Command::Get { dir, key, output } => {
             let s = cx.open(dir)?;
-            let v = s.get(key)?.ok_or_else(|| not_found(dir, key))?;
+            let (v, info) = s.get_entry(key)?.ok_or_else(|| not_found(dir, key))?;
+            let output = output.as_ref().filter(|p| p.as_os_str() != "-");
             if let Some(path) = output {
                 std::fs::write(path, &v)
                     .with_context(|| format!("cannot write {}", path.display()))?;
                 if json {
-                    cx.print_json(&json!({"key": key, "size": v.len(), "output": path}))?;
+                    let mut o = entry_json(key, &info);
+                    o["output"] = json!(path);
+                    cx.print_json(&o)?;
                 }
             } else if json {
-                let mut o = json!({"key": key, "size": v.len()});
+                let mut o = entry_json(key, &info);
                 match std::str::from_utf8(&v) {
                     Ok(text) => o["value"] = json!(text),
                     Err(_) => o["value_hex"] = json!(hex(&v)),
@@ -502,6 +678,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             expire,
             tag,
             create,
+            shards,
         } => {
             let bytes = match (value, input) {
                 (Some(v), _) => v.clone().into_bytes(),
@@ -516,7 +693,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                     read_stdin()?
                 }
             };
-            let s = open_store(dir, cx.kind(), *create)?;
+            let s = open_or_create(dir, cx.kind(), *create, *shards)?;
             let mut opts = SetOptions::new();
             if let Some(d) = expire {
                 opts = opts.expire(*d);
@@ -529,13 +706,37 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 cx.print_json(&json!({"key": key, "size": bytes.len()}))?;
             }
         }
-        Command::Del { dir, key } => {
+        Command::Del { dir, keys } => {
             let s = cx.open(dir)?;
-            if !s.delete(key)? {
-                return Err(not_found(dir, key));
+            let mut results = Vec::with_capacity(keys.len());
+            let mut absent = Vec::new();
+            for key in keys {
+                let deleted = s.delete(key)?;
+                if !deleted {
+                    absent.push(key);
+                }
+                results.push(json!({"key": key, "deleted": deleted}));
             }
             if json {
-                cx.print_json(&json!({"key": key, "deleted": true}))?;
+                cx.print_json(&json!(results))?;
+                if !absent.is_empty() {
+                    // The list says which were absent: one JSON document on stdout.
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            match absent[..] {
+                [] => {}
+                [key] if keys.len() == 1 => return Err(not_found(dir, key)),
+                _ => {
+                    let shown: Vec<String> = absent.iter().map(|k| format!("{k:?}")).collect();
+                    bail!(
+                        "{} of {} keys not found in {}: {}",
+                        absent.len(),
+                        keys.len(),
+                        dir.display(),
+                        shown.join(", ")
+                    )
+                }
             }
         }
         Command::Incr {
@@ -544,8 +745,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             delta,
             default,
             create,
+            shards,
         } => {
-            let s = open_store(dir, cx.kind(), *create)?;
+            let s = open_or_create(dir, cx.kind(), *create, *shards)?;
             let v = s.incr(key, *delta, *default)?;
             if json {
                 cx.print_json(&json!({"key": key, "value": v}))?;

@@ -294,6 +294,11 @@ pub enum MigrateError {
     /// The source directory does not exist.
     #[error("source directory {0} does not exist")]
     SourceMissing(PathBuf),
+    /// The source exists and is not a directory.
+    #[error(
+        "source {0} is not a directory (give the directory of a diskcache or sciqlop-cache store)"
+    )]
+    SourceNotADirectory(PathBuf),
     /// The source is neither a diskcache directory nor one of the original sciqlop-cache.
     #[error("{path} is not a diskcache directory nor one of the original sciqlop-cache ({reason})")]
     NotADiskcache {
@@ -467,6 +472,9 @@ pub fn migrate_with_progress(
 ) -> Result<MigrationReport, MigrateError> {
     let start = Instant::now();
     if !src.is_dir() {
+        if src.exists() {
+            return Err(MigrateError::SourceNotADirectory(src.to_owned()));
+        }
         return Err(MigrateError::SourceMissing(src.to_owned()));
     }
     let original = is_original_dir(src);

@@ -174,33 +174,86 @@ pub fn detect(dir: &Path) -> Result<StoreKind, StoreError> {
     })
 }
 
-fn kind_of_database(dir: &Path, db: &Path) -> Result<StoreKind, StoreError> {
-    use rusqlite::{OpenFlags, OptionalExtension};
-    let not_a_store = |reason: String| StoreError::NotAStore {
-        path: dir.to_owned(),
-        reason,
+fn kind_of_database(dir: &Path, _db: &Path) -> Result<StoreKind, StoreError> {
+    use sciqlop_cache::engine::sqlite::SqliteEngine;
+    // Looked at read-only: nothing is written and no lock waited for (a store in an
+    // older format is upgraded by the real open).
+    let look = |read_only: bool| {
+        let b = apply(Cache::builder())
+            .read_only(read_only)
+            .maintenance_interval(Duration::ZERO);
+        SqliteEngine::open(dir, b.config().clone(), None)
     };
-    let conn = rusqlite::Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .or_else(|_| rusqlite::Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY))
-    .map_err(|e| not_a_store(format!("cannot open {DB_FILE}: {e}")))?;
-    conn.busy_timeout(Duration::from_secs(30))
-        .map_err(|e| not_a_store(e.to_string()))?;
-    let kind: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'kind'", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(|e| not_a_store(format!("{DB_FILE} has no sciqlop-cache metadata ({e})")))?;
-    match kind.as_deref() {
-        Some("cache") => Ok(StoreKind::Cache),
-        Some("index") => Ok(StoreKind::Index),
-        other => Err(not_a_store(format!(
-            "{DB_FILE} names an unknown kind {other:?}"
-        ))),
+    let engine = match look(true) {
+        Err(sciqlop_cache::Error::ReadOnly { .. }) if !settings().read_only => look(false),
+        r => r,
+    };
+    match engine {
+        Ok(e) => match e.kind().name {
+            "cache" => Ok(StoreKind::Cache),
+            "index" => Ok(StoreKind::Index),
+            other => Err(StoreError::NotAStore {
+                path: dir.to_owned(),
+                reason: format!("{DB_FILE} names an unknown kind {other:?}"),
+            }),
+        },
+        Err(sciqlop_cache::Error::NotACache { reason, .. }) => Err(StoreError::NotAStore {
+            path: dir.to_owned(),
+            reason,
+        }),
+        Err(e) => Err(e.into()),
     }
+}
+
+/// What [`Settings::on_wait`] calls: the database waited on and the timeout.
+pub type WaitFn = dyn Fn(&Path, Duration) + Send + Sync;
+
+/// How the tool opens stores: set once from the command line (see [`set_settings`]).
+#[derive(Clone, Default)]
+pub struct Settings {
+    /// Longest wait for another process's lock (`--timeout`); the library's default
+    /// (ten minutes) when `None`.
+    pub timeout: Option<Duration>,
+    /// Open stores read-only (`--read-only`).
+    pub read_only: bool,
+    /// Called once when an operation has waited a moment for another process.
+    pub on_wait: Option<Arc<WaitFn>>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("timeout", &self.timeout)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+
+/// Sets how every later open behaves (the first call wins).
+pub fn set_settings(s: Settings) {
+    let _ = SETTINGS.set(s);
+}
+
+fn settings() -> &'static Settings {
+    static DEFAULT: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+    SETTINGS
+        .get()
+        .unwrap_or_else(|| DEFAULT.get_or_init(Settings::default))
+}
+
+/// `b` with the tool's [`Settings`].
+fn apply<P: sciqlop_cache::Policy>(b: sciqlop_cache::Builder<P>) -> sciqlop_cache::Builder<P> {
+    let s = settings();
+    let mut b = b.read_only(s.read_only);
+    if let Some(t) = s.timeout {
+        b = b.busy_timeout(t);
+    }
+    if let Some(f) = s.on_wait.clone() {
+        b = b.on_wait(move |p, t| f(p, t));
+    }
+    b
 }
 
 /// Opens the existing store in `dir`, of kind `kind` or, when `None`, of the kind found
@@ -215,17 +268,17 @@ pub fn open_existing(dir: &Path, kind: Option<StoreKind>) -> Result<AnyStore, St
 /// the default of 8).
 pub fn open_as(dir: &Path, kind: StoreKind, shards: Option<u32>) -> Result<AnyStore, StoreError> {
     let engine: Arc<dyn Engine> = match kind {
-        StoreKind::Cache => Cache::open(dir)?.engine().clone(),
-        StoreKind::Index => Index::open(dir)?.engine().clone(),
+        StoreKind::Cache => apply(Cache::builder()).open(dir)?.engine().clone(),
+        StoreKind::Index => apply(Index::builder()).open(dir)?.engine().clone(),
         StoreKind::FanoutCache => {
-            let mut b = FanoutCache::builder();
+            let mut b = FanoutCache::builder().configure(apply);
             if let Some(n) = shards {
                 b = b.shards(n);
             }
             b.open(dir)?.engine().clone()
         }
         StoreKind::FanoutIndex => {
-            let mut b = FanoutIndex::builder();
+            let mut b = FanoutIndex::builder().configure(apply);
             if let Some(n) = shards {
                 b = b.shards(n);
             }

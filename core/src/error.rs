@@ -38,10 +38,12 @@ pub enum Error {
     #[error("cache path {0} exists and is not a directory")]
     NotADirectory(PathBuf),
 
-    /// The directory cannot be written (read-only file system or missing permission).
-    #[error("cache directory {path} is not writable: {reason}")]
+    /// A path of the store cannot be written (a read-only file system, missing
+    /// permission), or the store was opened read-only: the write is refused.
+    #[error("{path} is not writable: {reason}")]
     ReadOnly {
-        /// The directory.
+        /// What cannot be written: the database file, the store's directory or one of
+        /// its directories.
         path: PathBuf,
         /// What failed.
         reason: String,
@@ -66,6 +68,18 @@ pub enum Error {
         expected: &'static str,
         /// The kind found on disk.
         found: String,
+    },
+
+    /// A read-only store opened at rest (without SQLite's locks, as no WAL index could
+    /// be made) was changed by another process during this read: the answer could mix
+    /// two versions of the database, so it is not given. Reads after this one use
+    /// SQLite's locks; try again.
+    #[error(
+        "{path} was changed by another process during a read of the read-only store; try again"
+    )]
+    StoreChanged {
+        /// The database file.
+        path: PathBuf,
     },
 
     /// The database is damaged.

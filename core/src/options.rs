@@ -127,6 +127,24 @@ pub struct Config {
     pub(crate) evict_to: f64,
     #[cfg_attr(feature = "guest", allow(dead_code))]
     pub(crate) vfs: Option<String>,
+    #[cfg_attr(feature = "guest", allow(dead_code))]
+    pub(crate) read_only: bool,
+    #[cfg_attr(feature = "guest", allow(dead_code))]
+    pub(crate) on_wait: Option<WaitNotice>,
+}
+
+/// The callback of [`Builder::on_wait`].
+#[derive(Clone)]
+#[cfg_attr(feature = "guest", allow(dead_code))]
+pub(crate) struct WaitNotice(pub(crate) Arc<WaitFn>);
+
+/// What [`Builder::on_wait`] calls: the database and the timeout.
+type WaitFn = dyn Fn(&std::path::Path, Duration) + Send + Sync;
+
+impl std::fmt::Debug for WaitNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitNotice")
+    }
 }
 
 impl Default for Config {
@@ -143,6 +161,8 @@ impl Default for Config {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             evict_to: 0.9,
             vfs: None,
+            read_only: false,
+            on_wait: None,
         }
     }
 }
@@ -250,6 +270,41 @@ impl<P: Policy> Builder<P> {
     #[must_use]
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.config.busy_timeout = timeout;
+        self
+    }
+
+    /// Opens an existing store for reading only (default off): every write fails with
+    /// [`Error::ReadOnly`], nothing is written on open, and no background thread runs.
+    /// A store this process cannot write (a read-only mount, another account's cache)
+    /// opens this way without asking; a missing store is not created.
+    ///
+    /// ```
+    /// use sciqlop_cache::{Cache, Error};
+    /// let dir = tempfile::tempdir()?;
+    /// Cache::open(dir.path())?.set("k", b"v")?;
+    /// let ro = Cache::builder().read_only(true).open(dir.path())?;
+    /// assert_eq!(ro.get("k")?.as_deref(), Some(&b"v"[..]));
+    /// assert!(matches!(ro.set("k", b"w"), Err(Error::ReadOnly { .. })));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// [`Error::ReadOnly`]: crate::Error::ReadOnly
+    #[must_use]
+    pub fn read_only(mut self, on: bool) -> Self {
+        self.config.read_only = on;
+        self
+    }
+
+    /// Calls `notice(database, timeout)` once when an operation has waited a second for
+    /// a lock that another process holds (its write transaction, a checkpoint): a
+    /// command-line tool says it is waiting, and for how long it will. Reads never
+    /// wait for writers; writes, `check` and the first open after a crash can.
+    #[must_use]
+    pub fn on_wait(
+        mut self,
+        notice: impl Fn(&std::path::Path, Duration) + Send + Sync + 'static,
+    ) -> Self {
+        self.config.on_wait = Some(WaitNotice(Arc::new(notice)));
         self
     }
 

@@ -117,26 +117,29 @@ fn read_only_directory_as_unprivileged_user() {
     let l = lines(&out);
     println!("read-only directory, child reported:\n  {}", l.join("\n  "));
     let open_line = l.first().expect("child printed nothing");
-    if open_line == "OPEN ok" {
-        // Opened for reading: every value readable, every write refused clearly.
-        for (k, v) in &expect {
-            let want = format!("GET {k} {}", describe(k, Some(&payload(k, *v))));
-            assert!(l.contains(&want), "read-only store: expected {want:?}");
-        }
-        for w in ["SET", "SETFILE"] {
-            assert!(
-                l.iter()
-                    .any(|x| x.starts_with(&format!("{w} err ReadOnly"))),
-                "a write to a read-only store must fail with Error::ReadOnly: {l:?}"
-            );
-        }
-    } else {
+    // Opened for reading (the store is at rest: no WAL index can be made, so it is read
+    // immutable): every value readable, every write refused naming the database.
+    assert_eq!(
+        open_line, "OPEN ok",
+        "a read-only store must open for reading: {l:?}"
+    );
+    for (k, v) in &expect {
+        let want = format!("GET {k} {}", describe(k, Some(&payload(k, *v))));
+        assert!(l.contains(&want), "read-only store: expected {want:?}");
+    }
+    let db = dir.join(DB_FILE);
+    for w in ["SET", "SETFILE"] {
         assert!(
-            open_line.starts_with("OPEN err ReadOnly")
-                && open_line.contains(&*dir.to_string_lossy()),
-            "opening a read-only store must fail with Error::ReadOnly naming the directory, got: {open_line}"
+            l.iter().any(|x| x.starts_with(&format!("{w} err ReadOnly"))
+                && x.contains(&*db.to_string_lossy())
+                && x.contains("no write permission")),
+            "a write to a read-only store must fail with Error::ReadOnly naming the database and the cause: {l:?}"
         );
     }
+    assert!(
+        l.iter().any(|x| x == "CHECK true"),
+        "check must run on a read-only store: {l:?}"
+    );
     assert!(
         l.iter().any(|x| x.starts_with("NEW err ReadOnly")),
         "creating a store in a read-only directory must fail with Error::ReadOnly: {l:?}"
@@ -148,6 +151,81 @@ fn read_only_directory_as_unprivileged_user() {
         .set("after", b"ok")
         .expect("write after restoring permissions");
     assert_clean(&cache, &dir, "after the read-only episode");
+}
+
+/// An unprivileged reader has a store at rest open (read without SQLite's locks, as it
+/// cannot make the WAL index); then the owner writes. The reader must move to reading
+/// with locks and see the new values: never a stale answer forever, never torn data.
+#[test]
+fn read_only_reader_sees_a_writer_that_comes_later() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod tempdir");
+    let dir = tmp.path().join("store");
+    {
+        let cache = open(&dir);
+        cache.set("k", b"v1").expect("set");
+    }
+    assert!(
+        !dir.join(format!("{DB_FILE}-wal")).exists(),
+        "the store is at rest"
+    );
+    if is_root() {
+        // Writable by root only: `nobody` reads.
+        chmod_tree(&dir, 0o755, 0o644);
+    } else {
+        chmod_tree(&dir, 0o555, 0o444);
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_disk_worker"));
+    cmd.arg("watch").arg(&dir).arg("k").arg("v3");
+    if is_root() {
+        cmd.uid(65534).gid(65534);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the watcher");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut seen = Vec::new();
+    let mut next = |what: &str| -> String {
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read the watcher");
+        let line = line.trim_end().to_owned();
+        assert!(!line.is_empty(), "watcher ended before {what}: {seen:?}");
+        seen.push(line.clone());
+        line
+    };
+    assert_eq!(next("opening"), "OPEN ok");
+    assert_eq!(next("the first read"), "SEEN v1");
+    if !is_root() {
+        chmod_tree(&dir, 0o755, 0o644);
+    }
+    // The owner opens the store and writes while the reader reads.
+    let cache = open(&dir);
+    cache.set("k", b"v2").expect("set v2");
+    std::thread::sleep(Duration::from_millis(100));
+    cache.set("k", b"v3").expect("set v3");
+    let mut lines = Vec::new();
+    loop {
+        let l = next("seeing v3");
+        let done = l == "DONE" || l == "TIMEOUT";
+        lines.push(l);
+        if done {
+            break;
+        }
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "watcher failed: {lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("DONE"), "{lines:?}");
+    for l in &lines {
+        assert!(
+            l.starts_with("SEEN v") || l == "DONE" || l.starts_with("GET err StoreChanged"),
+            "unexpected answer from the read-only reader: {l} in {lines:?}"
+        );
+    }
+    drop(cache);
 }
 
 /// A tmpfs mounted for the test; unmounted on drop.
@@ -201,19 +279,27 @@ fn read_only_file_system() {
         populate(&cache, 30)
     };
     mount.remount("ro");
-    match try_open(&dir) {
-        Err(e) => {
-            assert!(
-                matches!(e, Error::ReadOnly { .. }),
-                "open on a read-only file system: expected Error::ReadOnly, got {e:?}"
-            );
-            println!("read-only file system: open fails clearly: {e}");
-        }
-        Ok(cache) => {
-            assert_intact(&cache, &expect, "read-only file system");
-            let e = cache.set("k", b"v").expect_err("write on a read-only fs");
-            assert!(matches!(e, Error::ReadOnly { .. }), "{e:?}");
-        }
+    {
+        let cache = try_open(&dir).expect("a store on a read-only file system opens for reading");
+        assert_intact(&cache, &expect, "read-only file system");
+        let e = cache.set("k", b"v").expect_err("write on a read-only fs");
+        assert!(
+            matches!(e, Error::ReadOnly { .. }) && e.to_string().contains("read-only file system"),
+            "{e:?}"
+        );
+        let e = cache
+            .set("big", vec![1u8; 1 << 16])
+            .expect_err("file write on a read-only fs");
+        assert!(matches!(e, Error::ReadOnly { .. }), "{e:?}");
+        let report = cache.check(false).expect("check on a read-only fs");
+        assert!(report.ok, "{report:?}");
+        let e = cache
+            .check(true)
+            .expect_err("check --fix on a read-only fs");
+        assert!(matches!(e, Error::ReadOnly { .. }), "{e:?}");
+        cache
+            .maintain()
+            .expect("upkeep on a read-only store does nothing");
     }
     let e = try_open(&mount.0.join("new")).expect_err("new store on a read-only fs");
     assert!(matches!(e, Error::ReadOnly { .. }), "{e:?}");

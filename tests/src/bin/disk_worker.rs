@@ -3,6 +3,8 @@
 //!
 //! - `disk_worker ro DIR NEW_DIR KEYS…`: opens the existing store `DIR` (expected to be
 //!   unwritable), reads `KEYS`, tries a write; then tries to create a store at `NEW_DIR`.
+//! - `disk_worker watch DIR KEY UNTIL`: keeps the unwritable store open and reads `KEY`
+//!   until its value is `UNTIL`, printing what it sees (another process writes it).
 //! - `disk_worker fill DIR LIMIT`: sets `RLIMIT_FSIZE` to `LIMIT` bytes (ignoring
 //!   `SIGXFSZ`, so writes fail with `EFBIG` instead of killing the process), writes a
 //!   value larger than the limit, then values until a write fails, then reads back and
@@ -54,12 +56,47 @@ fn read_only(dir: &str, new_dir: &str, keys: &[String]) {
                 Ok(()) => println!("SETFILE ok"),
                 Err(e) => println!("{}", err_line("SETFILE", &e)),
             }
+            match c.check(false) {
+                Ok(r) => println!("CHECK {}", r.ok),
+                Err(e) => println!("{}", err_line("CHECK", &e)),
+            }
         }
     }
     match open(new_dir) {
         Ok(_) => println!("NEW ok"),
         Err(e) => println!("{}", err_line("NEW", &e)),
     }
+}
+
+/// Keeps the (unwritable) store `dir` open and reads `key` every few milliseconds,
+/// printing each value it sees change (`SEEN value`, `SEEN -` for none) and each error,
+/// until it reads `until` (then `DONE`) or 30 s pass.
+fn watch(dir: &str, key: &str, until: &str) {
+    let c = match open(dir) {
+        Ok(c) => c,
+        Err(e) => return println!("{}", err_line("OPEN", &e)),
+    };
+    println!("OPEN ok");
+    let mut last: Option<String> = None;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        match c.get(key) {
+            Ok(v) => {
+                let shown = v.map_or("-".to_owned(), |v| String::from_utf8_lossy(&v).into_owned());
+                if last.as_deref() != Some(&shown) {
+                    println!("SEEN {shown}");
+                    last = Some(shown.clone());
+                }
+                if shown == until {
+                    println!("DONE");
+                    return;
+                }
+            }
+            Err(e) => println!("{}", err_line("GET", &e)),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!("TIMEOUT");
 }
 
 #[allow(unsafe_code)]
@@ -129,8 +166,11 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("ro") if args.len() >= 4 => read_only(&args[2], &args[3], &args[4..]),
         Some("fill") if args.len() == 4 => fill(&args[2], args[3].parse().expect("LIMIT")),
+        Some("watch") if args.len() == 5 => watch(&args[2], &args[3], &args[4]),
         _ => {
-            eprintln!("usage: disk_worker ro DIR NEW_DIR KEYS… | fill DIR LIMIT");
+            eprintln!(
+                "usage: disk_worker ro DIR NEW_DIR KEYS… | fill DIR LIMIT | watch DIR KEY UNTIL"
+            );
             std::process::exit(2);
         }
     }

@@ -5,6 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+use rusqlite::Connection;
+
 use super::{Shared, schema};
 use crate::options::CheckReport;
 use crate::{Error, Result};
@@ -22,91 +24,50 @@ const RECOUNT: &str = "UPDATE totals SET
         iif(id % 16 = 0, (SELECT coalesce(sum(size), 0) FROM ns_entries
             WHERE ns = totals.id / 16 AND file IS NOT NULL), 0))";
 
+/// What the check found that `fix` repairs.
+#[derive(Default)]
+struct Findings {
+    dangling: Vec<(i64, String)>,
+    resize: Vec<((i64, String), i64)>,
+    orphans: Vec<PathBuf>,
+    stale_temps: Vec<PathBuf>,
+}
+
 /// Verifies (and with `fix`, repairs) the store. Holds the write lock throughout so that
-/// no value file is being installed while files and rows are compared.
+/// no value file is being installed while files and rows are compared; a read-only
+/// store is checked in one read transaction instead (it cannot be repaired, and the
+/// comparison may then count a value file that another process is installing at that
+/// moment as an orphan).
 pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     let mut to_remove: Vec<PathBuf> = Vec::new();
-    shared.write(true, |w| {
-        let err = |e| shared.sql_err(e);
-        let quick: String = w
-            .conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(err)?;
-        report.sqlite_integrity_ok = quick == "ok";
-        report.foreign_tables = schema::foreign_tables(&w.conn).map_err(err)?;
-
-        let mut referenced = HashSet::new();
-        let mut dangling = Vec::new();
-        let mut resize = Vec::new();
-        // Per namespace, sums of what the rows record, to compare with the totals.
-        let mut sums: HashMap<i64, (u64, u64, u64)> = HashMap::new();
-        for sql in schema::ALL_ROWS.both() {
-            let mut st = w.conn.prepare(sql).map_err(err)?;
-            let mut rows = st.query([]).map_err(err)?;
-            while let Some(r) = rows.next().map_err(err)? {
-                let ns: i64 = r.get(0).map_err(err)?;
-                let id: (i64, String) = (ns, r.get(1).map_err(err)?);
-                let file: Option<String> = r.get(2).map_err(err)?;
-                let recorded: i64 = r.get(3).map_err(err)?;
-                let (count, size, file_size) = sums.entry(ns).or_default();
-                *count += 1;
-                *size = size.wrapping_add(recorded as u64);
-                match file {
-                    Some(f) => {
-                        *file_size = file_size.wrapping_add(recorded as u64);
-                        // Missing, truncated, changed (checksum), not one of ours, or
-                        // not a regular file: the row cannot be served.
-                        if shared
-                            .files
-                            .verify_file(&f, recorded.max(0) as u64)
-                            .is_err()
-                        {
-                            dangling.push(id);
-                        }
-                        referenced.insert(f);
-                    }
-                    None => {
-                        let actual: i64 = r.get::<_, Option<i64>>(4).map_err(err)?.unwrap_or(0);
-                        if actual != recorded {
-                            resize.push((id, actual));
-                        }
-                    }
-                }
-            }
-        }
-        report.dangling_rows = dangling.len() as u64;
-        report.size_mismatches = resize.len() as u64;
-        report.counters_consistent = true;
-        for ns in shared.namespaces_on(&w.conn)? {
-            let want = sums.remove(&(ns.id() as i64)).unwrap_or_default();
-            if shared.totals(&w.conn, Some(&ns))? != want {
-                report.counters_consistent = false;
-            }
-        }
-        // Rows of a namespace that is not registered have no totals at all.
-        report.counters_consistent &= sums.is_empty();
-
-        let (files, stale_temps) = shared.files.scan()?;
-        let orphans: Vec<PathBuf> = files
-            .iter()
-            .filter(|f| !referenced.contains(*f))
-            .map(|f| shared.files.data.join(f))
-            .collect();
-        report.orphaned_files = (orphans.len() + stale_temps.len()) as u64;
-
+    if let Some(ro) = &shared.read_only {
         if fix {
-            for (ns, key) in &dangling {
+            return Err(ro.error());
+        }
+        shared.read(|c| {
+            c.execute_batch("BEGIN").map_err(|e| shared.sql_err(e))?;
+            let out = inspect(shared, c, &mut report);
+            let _ = c.execute_batch("COMMIT");
+            out
+        })?;
+        return Ok(finish(report, false));
+    }
+    shared.write(true, |w| {
+        let found = inspect(shared, &w.conn, &mut report)?;
+        if fix {
+            let err = |e| shared.sql_err(e);
+            for (ns, key) in &found.dangling {
                 shared.exec(w, schema::DELETE_KEY.of_id(*ns), (ns, key))?;
             }
-            for ((ns, key), actual) in &resize {
+            for ((ns, key), actual) in &found.resize {
                 shared.exec(w, schema::SET_SIZE.of_id(*ns), (ns, key, actual))?;
             }
             if !report.counters_consistent {
                 w.conn.execute(RECOUNT, []).map_err(err)?;
             }
-            to_remove.extend(orphans);
-            to_remove.extend(stale_temps);
+            to_remove.extend(found.orphans);
+            to_remove.extend(found.stale_temps);
         }
         Ok(())
     })?;
@@ -128,10 +89,91 @@ pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
             ));
         }
     }
+    Ok(finish(report, fix))
+}
+
+/// Fills in the verdict.
+fn finish(mut report: CheckReport, fix: bool) -> CheckReport {
     let problems = report.orphaned_files + report.dangling_rows + report.size_mismatches > 0
         || !report.counters_consistent;
     report.fixed = fix && problems;
     report.ok =
         report.sqlite_integrity_ok && (fix || !problems) && report.foreign_tables.is_empty();
-    Ok(report)
+    report
+}
+
+/// Compares rows, files and totals on `conn` (inside a transaction), filling `report`.
+fn inspect(shared: &Shared, conn: &Connection, report: &mut CheckReport) -> Result<Findings> {
+    let err = |e| shared.sql_err(e);
+    let quick: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(err)?;
+    report.sqlite_integrity_ok = quick == "ok";
+    report.foreign_tables = schema::foreign_tables(conn).map_err(err)?;
+
+    let mut referenced = HashSet::new();
+    let mut dangling = Vec::new();
+    let mut resize = Vec::new();
+    // Per namespace, sums of what the rows record, to compare with the totals.
+    let mut sums: HashMap<i64, (u64, u64, u64)> = HashMap::new();
+    for sql in schema::ALL_ROWS.both() {
+        let mut st = conn.prepare(sql).map_err(err)?;
+        let mut rows = st.query([]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            let ns: i64 = r.get(0).map_err(err)?;
+            let id: (i64, String) = (ns, r.get(1).map_err(err)?);
+            let file: Option<String> = r.get(2).map_err(err)?;
+            let recorded: i64 = r.get(3).map_err(err)?;
+            let (count, size, file_size) = sums.entry(ns).or_default();
+            *count += 1;
+            *size = size.wrapping_add(recorded as u64);
+            match file {
+                Some(f) => {
+                    *file_size = file_size.wrapping_add(recorded as u64);
+                    // Missing, truncated, changed (checksum), not one of ours, or
+                    // not a regular file: the row cannot be served.
+                    if shared
+                        .files
+                        .verify_file(&f, recorded.max(0) as u64)
+                        .is_err()
+                    {
+                        dangling.push(id);
+                    }
+                    referenced.insert(f);
+                }
+                None => {
+                    let actual: i64 = r.get::<_, Option<i64>>(4).map_err(err)?.unwrap_or(0);
+                    if actual != recorded {
+                        resize.push((id, actual));
+                    }
+                }
+            }
+        }
+    }
+    report.dangling_rows = dangling.len() as u64;
+    report.size_mismatches = resize.len() as u64;
+    report.counters_consistent = true;
+    for ns in shared.namespaces_on(conn)? {
+        let want = sums.remove(&(ns.id() as i64)).unwrap_or_default();
+        if shared.totals(conn, Some(&ns))? != want {
+            report.counters_consistent = false;
+        }
+    }
+    // Rows of a namespace that is not registered have no totals at all.
+    report.counters_consistent &= sums.is_empty();
+
+    let (files, stale_temps) = shared.files.scan()?;
+    let orphans: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| !referenced.contains(*f))
+        .map(|f| shared.files.data.join(f))
+        .collect();
+    report.orphaned_files = (orphans.len() + stale_temps.len()) as u64;
+
+    Ok(Findings {
+        dangling,
+        resize,
+        orphans,
+        stale_temps,
+    })
 }

@@ -8,7 +8,7 @@
 //! (each copies what it can, and the WAL grew to gigabytes with four writer processes),
 //! so past a bound the WAL is restarted by a blocking checkpoint.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,9 +18,9 @@ use rusqlite::{Connection, OpenFlags};
 use super::errors::{is_busy, sql_error};
 use super::maintenance::Signal;
 use super::pin::ReadPin;
-use crate::Result;
-use crate::options::Config;
+use crate::options::{Config, WaitNotice};
 use crate::platform::PLATFORM;
+use crate::{Error, Result};
 
 /// The writer checkpoints (passively, as SQLite's `wal_autocheckpoint` would) in each
 /// commit that leaves the WAL with at least this many frames (4 MiB of 4 KiB pages).
@@ -38,15 +38,48 @@ const WAL_STOP_WAIT: Duration = Duration::from_secs(2);
 /// a burst that grew it does not keep the disk space.
 const WAL_KEEP_BYTES: u64 = 4 << 20;
 
-/// Opens a connection (the writer may create the database), through the configured VFS.
-pub(crate) fn open(path: &Path, config: &Config, create: bool) -> Result<Connection> {
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if create {
-        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+/// How a connection opens the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Read and write (`create`: the database file may be made).
+    Write { create: bool },
+    /// Read only, with SQLite's locks and the WAL index (another process may write).
+    ReadOnly,
+    /// Read only, trusting that nothing changes the database while it is open: no
+    /// locks, no WAL or shared-memory file (a read-only store at rest, whose WAL index
+    /// cannot be made; see `ReadOnlyState`).
+    Immutable,
+}
+
+/// Opens a connection through the configured VFS.
+pub(crate) fn open(path: &Path, config: &Config, access: Access) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    match access {
+        Access::Write { create } => {
+            flags |= OpenFlags::SQLITE_OPEN_READ_WRITE;
+            if create {
+                flags |= OpenFlags::SQLITE_OPEN_CREATE;
+            }
+        }
+        Access::ReadOnly => flags |= OpenFlags::SQLITE_OPEN_READ_ONLY,
+        Access::Immutable => {
+            flags |= OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        }
     }
+    let uri;
+    let target: &Path = if access == Access::Immutable {
+        let p = path.to_str().ok_or_else(|| Error::ReadOnly {
+            path: path.to_owned(),
+            reason: "the path is not UTF-8, and a read-only store at rest is opened by URI".into(),
+        })?;
+        uri = format!("file:{}?immutable=1", super::uri_escape(p));
+        Path::new(&uri)
+    } else {
+        path
+    };
     match &config.vfs {
-        None => Connection::open_with_flags(path, flags),
-        Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs.as_str()),
+        None => Connection::open_with_flags(target, flags),
+        Some(vfs) => Connection::open_with_flags_and_vfs(target, flags, vfs.as_str()),
     }
     .map_err(|e| sql_error(path, config.busy_timeout, e))
 }
@@ -56,14 +89,28 @@ pub(crate) fn open(path: &Path, config: &Config, create: bool) -> Result<Connect
 pub(crate) struct BusyWait {
     timeout: Duration,
     since: Option<Instant>,
+    /// Told once per wait that lasts `NOTICE_AFTER` (see `Builder::on_wait`).
+    notice: Option<(WaitNotice, PathBuf)>,
+    noticed: bool,
 }
+
+/// How long a wait lasts before the `on_wait` callback hears of it.
+const NOTICE_AFTER: Duration = Duration::from_secs(1);
 
 impl BusyWait {
     pub(crate) fn new(timeout: Duration) -> Self {
         BusyWait {
             timeout,
             since: None,
+            notice: None,
+            noticed: false,
         }
+    }
+
+    /// Tells `notice` (about `path`) when a wait lasts a moment.
+    pub(crate) fn noticing(mut self, notice: Option<(WaitNotice, PathBuf)>) -> Self {
+        self.notice = notice;
+        self
     }
 
     /// Whether to try again after attempt number `attempt` (0 first) found the lock
@@ -75,10 +122,21 @@ impl BusyWait {
         }
         let since = match self.since {
             Some(t) if attempt > 0 => t,
-            _ => *self.since.insert(Instant::now()),
+            _ => {
+                self.noticed = false;
+                *self.since.insert(Instant::now())
+            }
         };
-        if since.elapsed() >= self.timeout {
+        let waited = since.elapsed();
+        if waited >= self.timeout {
             return false;
+        }
+        if waited >= NOTICE_AFTER
+            && !self.noticed
+            && let Some((notice, path)) = &self.notice
+        {
+            self.noticed = true;
+            (notice.0)(path, self.timeout);
         }
         match attempt {
             0..=9 => std::thread::yield_now(),
@@ -95,9 +153,10 @@ impl BusyWait {
 pub(crate) fn configure(
     conn: &mut Connection,
     busy_timeout: Duration,
+    notice: Option<(WaitNotice, PathBuf)>,
     writer: Option<(Arc<Signal>, Arc<ReadPin>)>,
 ) -> rusqlite::Result<()> {
-    let mut wait = BusyWait::new(busy_timeout);
+    let mut wait = BusyWait::new(busy_timeout).noticing(notice);
     conn.busy_handler(Some(move |attempt| wait.retry(attempt)))?;
     conn.set_prepared_statement_cache_capacity(48);
     conn.execute_batch(&format!(

@@ -169,10 +169,12 @@ fn is_link_error(e: &std::io::Error) -> bool {
 }
 
 impl FileTier {
-    pub(crate) fn new(dir: &Path, sync: bool, verify: bool) -> Result<Self> {
+    /// The file tier of the store in `dir`; its directories are made unless
+    /// `read_only`.
+    pub(crate) fn new(dir: &Path, sync: bool, verify: bool, read_only: bool) -> Result<Self> {
         let data = dir.join("data");
         let tmp = data.join(TMP_DIR);
-        if PLATFORM.files {
+        if PLATFORM.files && !read_only {
             for d in [&data, &tmp] {
                 match fs::symlink_metadata(d) {
                     Ok(m) if m.is_dir() => {}

@@ -17,6 +17,7 @@
 //! | `check` | the integrity check and its repairs |
 //! | `files` | the file tier (value files, temporary files, the reserve) |
 //! | `pin` | the read pin (reads skip their lock system calls while writes pause) |
+//! | `readonly` | stores this process cannot write: why, and reading one at rest |
 //!
 //! Concurrency design:
 //! - one writer connection behind a re-entrant mutex (writes in a process are serialised
@@ -38,6 +39,7 @@ mod maintenance;
 mod pin;
 mod pool;
 mod read;
+mod readonly;
 mod schema;
 mod upkeep;
 mod write;
@@ -65,6 +67,7 @@ use errors::SqlErr;
 use files::FileTier;
 use maintenance::{Maintenance, Signal};
 use pin::ReadPin;
+use readonly::ReadOnlyState;
 use writer::Writer;
 
 /// Number of reader connections kept per store.
@@ -97,6 +100,10 @@ impl std::fmt::Debug for SqliteEngine {
     }
 }
 
+/// A pooled reader connection and the generation of `Shared::read_only` it was opened
+/// in.
+type PooledReader = (Connection, u64);
+
 /// State shared with the maintenance thread.
 pub(crate) struct Shared {
     db_path: PathBuf,
@@ -110,7 +117,11 @@ pub(crate) struct Shared {
     writer: ReentrantMutex<RefCell<Writer>>,
     /// Token of the thread inside a transaction, 0 when none.
     tx_owner: AtomicU64,
-    readers: Box<[Mutex<Option<Connection>>]>,
+    /// Pooled reader connections, each with the generation of `read_only` it was opened
+    /// in (always 0 for a writable store).
+    readers: Box<[Mutex<Option<PooledReader>>]>,
+    /// Set when the store is open read-only: why, and how its connections open.
+    read_only: Option<ReadOnlyState>,
     /// Namespace ids by name, as far as this handle has seen them.
     namespaces: RwLock<HashMap<String, u64>>,
     /// Buffered LRU recency: (namespace, key) → time of its last read.
@@ -158,6 +169,14 @@ fn new_version() -> i64 {
 impl Shared {
     fn err(&self) -> SqlErr<'_> {
         SqlErr::new(&self.db_path, self.config.busy_timeout)
+    }
+
+    /// The `on_wait` callback, for a connection's busy handler.
+    fn notice(&self) -> Option<(crate::options::WaitNotice, PathBuf)> {
+        self.config
+            .on_wait
+            .clone()
+            .map(|n| (n, self.db_path.clone()))
     }
 
     fn sql_err(&self, e: rusqlite::Error) -> Error {
@@ -231,7 +250,16 @@ impl SqliteEngine {
                     });
                 }
                 Ok(_) => {}
-                Err(_) if kind.is_none() => {
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    return Err(Error::io(
+                        format!(
+                            "cannot look into {} (a directory on the way is not searchable by this user)",
+                            dir.display()
+                        ),
+                        e,
+                    ));
+                }
+                Err(_) if kind.is_none() || config.read_only => {
                     return Err(Error::NotACache {
                         path: dir.to_owned(),
                         reason: "no store is there".into(),
@@ -257,7 +285,7 @@ impl SqliteEngine {
                         "it is not empty ({found}) and holds no store: open a new or empty directory"
                     ),
                 });
-            } else if kind.is_none() {
+            } else if kind.is_none() || config.read_only {
                 return Err(Error::NotACache {
                     path: dir.to_owned(),
                     reason: "no store is there".into(),
@@ -266,30 +294,56 @@ impl SqliteEngine {
         }
         let signal = Arc::new(Signal::default());
         let pin = Arc::new(ReadPin::default());
-        let mut conn = connection::open(&db_path, &config, kind.is_some())?;
+        let mut read_only = if PLATFORM.files {
+            db_path
+                .exists()
+                .then(|| ReadOnlyState::detect(dir, &db_path, &config))
+                .flatten()
+        } else {
+            config
+                .read_only
+                .then(|| ReadOnlyState::detect(dir, &db_path, &config))
+                .flatten()
+        };
+        let mut conn = match read_only.as_mut() {
+            Some(ro) => ro.open_first(&db_path, &config)?,
+            None => connection::open(
+                &db_path,
+                &config,
+                connection::Access::Write {
+                    create: kind.is_some(),
+                },
+            )?,
+        };
+        let hook = read_only.is_none().then(|| (signal.clone(), pin.clone()));
         connection::configure(
             &mut conn,
             config.busy_timeout,
-            Some((signal.clone(), pin.clone())),
+            config.on_wait.clone().map(|n| (n, db_path.clone())),
+            hook,
         )
         .map_err(|e| err.map(e))?;
-        let kind = open_schema(&conn, &config, kind, &err)?;
-        let files =
-            FileTier::new(dir, config.sync_files, config.verify_values).map_err(|e| match e {
-                Error::Io { source, .. }
-                    if matches!(
-                        source.kind(),
-                        std::io::ErrorKind::PermissionDenied
-                            | std::io::ErrorKind::ReadOnlyFilesystem
-                    ) =>
-                {
-                    Error::ReadOnly {
-                        path: dir.to_owned(),
-                        reason: source.to_string(),
-                    }
+        let kind = open_schema(&conn, &config, kind, &err, read_only.as_ref())?;
+        let files = FileTier::new(
+            dir,
+            config.sync_files,
+            config.verify_values,
+            read_only.is_some(),
+        )
+        .map_err(|e| match e {
+            Error::Io { source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                Error::ReadOnly {
+                    path: dir.to_owned(),
+                    reason: source.to_string(),
                 }
-                e => e,
-            })?;
+            }
+            e => e,
+        })?;
         let readers = (0..READERS).map(|_| Mutex::new(None)).collect();
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
@@ -302,6 +356,7 @@ impl SqliteEngine {
             writer: ReentrantMutex::new(RefCell::new(Writer::new(conn))),
             tx_owner: AtomicU64::new(0),
             readers,
+            read_only,
             namespaces: RwLock::new(HashMap::from([(String::new(), 0)])),
             recency: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
@@ -318,26 +373,31 @@ impl SqliteEngine {
         });
         let initial = shared.read(|c| shared.totals(c, None))?.1;
         shared.approx_size.store(initial as i64, Ordering::Relaxed);
-        // Files queued by a crashed process or another program's deletes.
-        shared.drain_discarded()?;
-        if let Err(e) = shared.files.ensure_reserve() {
-            // A full disk: made later by the maintenance thread.
-            tracing::debug!(error = %e, "the reserve cannot be made yet");
+        let writable = shared.read_only.is_none();
+        if writable {
+            // Files queued by a crashed process or another program's deletes.
+            shared.drain_discarded()?;
+            if let Err(e) = shared.files.ensure_reserve() {
+                // A full disk: made later by the maintenance thread.
+                tracing::debug!(error = %e, "the reserve cannot be made yet");
+            }
         }
-        // Every kind has the thread (for checkpoints at least) where threads exist.
-        let maintenance = if PLATFORM.threads && !shared.config.maintenance_interval.is_zero() {
-            shared.threaded.store(true, Ordering::Relaxed);
-            Some(Maintenance::start(shared.clone())?)
-        } else {
-            None
-        };
+        // Every kind has the thread (for checkpoints at least) where threads exist; a
+        // read-only store has nothing for it to do.
+        let maintenance =
+            if writable && PLATFORM.threads && !shared.config.maintenance_interval.is_zero() {
+                shared.threaded.store(true, Ordering::Relaxed);
+                Some(Maintenance::start(shared.clone())?)
+            } else {
+                None
+            };
         let engine = SqliteEngine {
             shared,
             maintenance,
             pid: crate::platform::pid(),
         };
         let max = engine.shared.max_size();
-        if initial > max && max > 0 {
+        if initial > max && max > 0 && writable {
             engine.after_write(0);
         }
         Ok(engine)
@@ -408,8 +468,9 @@ fn open_schema(
     config: &Config,
     want: Option<Kind>,
     err: &SqlErr<'_>,
+    read_only: Option<&ReadOnlyState>,
 ) -> Result<Kind> {
-    if PLATFORM.wal {
+    if PLATFORM.wal && read_only.is_none() {
         ensure_wal(conn, config, err)?;
     }
     let check_kind = |found: Kind| -> Result<Kind> {
@@ -422,8 +483,26 @@ fn open_schema(
             _ => Ok(found),
         }
     };
-    let kind = match schema::inspect(conn, err)? {
-        schema::Found::Current(k) => check_kind(k)?,
+    let kind = match (schema::inspect(conn, err)?, read_only) {
+        (schema::Found::Current(k), _) => check_kind(k)?,
+        (schema::Found::Upgrade(_), Some(ro)) => {
+            return Err(Error::ReadOnly {
+                path: err.path().to_owned(),
+                reason: format!(
+                    "the store is in an older format, upgraded when opened once with write access ({})",
+                    match ro.error() {
+                        Error::ReadOnly { reason, .. } => reason,
+                        e => e.to_string(),
+                    }
+                ),
+            });
+        }
+        (schema::Found::Empty, Some(_)) => {
+            return Err(Error::NotACache {
+                path: err.path().to_owned(),
+                reason: "the database is empty".into(),
+            });
+        }
         _ => {
             // Create or upgrade, under the write lock; another process may have done it
             // meanwhile.
@@ -457,7 +536,7 @@ fn open_schema(
             }
         }
     };
-    if kind.lru && config.max_size > 0 {
+    if kind.lru && config.max_size > 0 && read_only.is_none() {
         ensure_lru_index(conn, err)?;
     }
     Ok(kind)
@@ -700,6 +779,10 @@ impl Engine for SqliteEngine {
 
     fn maintain(&self) -> Result<()> {
         let s = &*self.shared;
+        if s.read_only.is_some() {
+            // Nothing to flush, and nothing may be purged or evicted.
+            return Ok(());
+        }
         s.flush_recency()?;
         s.purge_expired()?;
         s.evict()?;

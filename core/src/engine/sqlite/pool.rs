@@ -18,8 +18,13 @@ impl Shared {
 
     /// A reader connection whose busy handler gives up after `timeout`.
     pub(crate) fn open_reader_waiting(&self, timeout: Duration) -> Result<Connection> {
-        let mut conn = connection::open(&self.db_path, &self.config, false)?;
-        connection::configure(&mut conn, timeout, None).map_err(|e| self.sql_err(e))?;
+        let access = match &self.read_only {
+            Some(ro) => ro.access(),
+            None => connection::Access::Write { create: false },
+        };
+        let mut conn = connection::open(&self.db_path, &self.config, access)?;
+        connection::configure(&mut conn, timeout, self.notice(), None)
+            .map_err(|e| self.sql_err(e))?;
         Ok(conn)
     }
 
@@ -39,20 +44,36 @@ impl Shared {
             self.reading.store(true, Ordering::Relaxed);
             self.signal.nudge();
         }
+        let generation = match &self.read_only {
+            Some(ro) => ro.before_read(),
+            None => 0,
+        };
         let n = self.readers.len();
         let start = (thread_token() as usize) % n;
         for i in 0..n {
             if let Some(mut slot) = self.readers[(start + i) % n].try_lock() {
-                if slot.is_none() {
-                    *slot = Some(self.open_reader()?);
+                if slot.as_ref().is_none_or(|(_, g)| *g != generation) {
+                    *slot = None;
+                    *slot = Some((self.open_reader()?, generation));
                 }
-                if let Some(conn) = slot.as_ref() {
-                    return f(conn);
+                if let Some((conn, _)) = slot.as_ref() {
+                    let out = f(conn);
+                    return self.checked_read(generation, out);
                 }
             }
         }
         // Every pooled connection is busy (or re-entered): use a fresh one.
-        f(&self.open_reader()?)
+        let out = f(&self.open_reader()?);
+        self.checked_read(generation, out)
+    }
+
+    /// A read's result, refused if a read-only store at rest changed under it.
+    #[inline]
+    fn checked_read<T>(&self, generation: u64, out: Result<T>) -> Result<T> {
+        match &self.read_only {
+            Some(ro) => ro.after_read(generation).and(out),
+            None => out,
+        }
     }
 
     /// Takes the read pin (see `pin`), released at once if a commit came since

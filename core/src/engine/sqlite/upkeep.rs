@@ -14,7 +14,7 @@ use crate::engine::Namespace;
 impl Shared {
     /// Notes that `key` was read at `now` (for LRU eviction, in bounded caches).
     pub(crate) fn note_use(&self, ns: &Namespace, key: &str, now: i64) {
-        if self.lru && self.max_size() > 0 {
+        if self.lru && self.max_size() > 0 && self.read_only.is_none() {
             let mut buf = self.recency.lock();
             match buf.get_mut(&(ns.id(), key.to_owned())) {
                 Some(t) => *t = now,

@@ -70,6 +70,7 @@ impl SqliteEngine {
         if value.len() < s.config.file_threshold {
             return Ok(None);
         }
+        s.writable()?;
         let temp = s.files.write_temp(value);
         if let Err(e) = &temp
             && is_storage_full(e)

@@ -80,6 +80,16 @@ impl Shared {
             })
     }
 
+    /// Refuses writes to a read-only store ([`Error::ReadOnly`], naming what is not
+    /// writable).
+    #[inline]
+    pub(crate) fn writable(&self) -> Result<()> {
+        match &self.read_only {
+            Some(ro) => Err(ro.error()),
+            None => Ok(()),
+        }
+    }
+
     /// Runs a write. Inside this thread's transaction it joins it; otherwise it runs in
     /// its own transaction (`immediate`: BEGIN IMMEDIATE … COMMIT, for multi-statement
     /// writes) or in autocommit mode (single-statement writes).
@@ -120,6 +130,7 @@ impl Shared {
         immediate: bool,
         f: impl FnOnce(&mut Writer) -> Result<T>,
     ) -> Result<T> {
+        self.writable()?;
         let guard = self.lock_writer()?;
         let mut w = guard.borrow_mut();
         if w.depth > 0 {
@@ -203,6 +214,7 @@ impl Shared {
 
     /// Begins a transaction level on the writer.
     pub(crate) fn begin(&self) -> Result<SqliteTx<'_>> {
+        self.writable()?;
         let guard = self.lock_writer()?;
         SqliteTx::begin(self, guard)
     }
