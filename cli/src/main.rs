@@ -76,7 +76,9 @@ enum MigrateType {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Entries, bytes of values and bytes on disk.
+    /// Entries, bytes of values and bytes on disk: the API's `len()`, `size()` and
+    /// `volume()` (the API's `stats()`, hit and miss counts, belong to one process and
+    /// are not stored).
     Stats {
         /// Store directory.
         dir: PathBuf,
@@ -89,6 +91,14 @@ enum Command {
         /// correct sizes and totals.
         #[arg(long)]
         fix: bool,
+    },
+    /// Copy everything readable from the store SRC, whose database is damaged, into a
+    /// new store DST, and name what could not be read (SRC is left as it is).
+    Salvage {
+        /// The damaged store's directory.
+        src: PathBuf,
+        /// The new store (a new or empty directory).
+        dst: PathBuf,
     },
     /// List live keys in byte order.
     Ls {
@@ -221,8 +231,14 @@ enum Command {
         src: PathBuf,
         /// The sciqlop-cache directory (created when missing or empty).
         dst: PathBuf,
-        /// Kind of a new destination (an existing one keeps its kind).
-        #[arg(long = "type", id = "type", value_enum, value_name = "TYPE")]
+        /// Old spelling of --kind cache|index (kept for scripts).
+        #[arg(
+            long = "type",
+            id = "type",
+            value_enum,
+            value_name = "TYPE",
+            hide = true
+        )]
         dest_type: Option<MigrateType>,
         /// Make the new destination a fanout of this many shards.
         #[arg(long, value_name = "N")]
@@ -311,9 +327,14 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if json => {
+            // Clap's message up to its usage and tips, in one line.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default();
-            json_error(first.trim_start_matches("error: "), 2);
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            json_error(message.join(" ").trim_start_matches("error: "), 2);
             Ok(ExitCode::from(2))
         }
         Err(e) => {
@@ -398,20 +419,9 @@ impl Ctx<'_> {
         if self.cli.quiet || self.cli.json || !std::io::stderr().is_terminal() {
             return ProgressBar::hidden();
         }
-        let pb = match len {
-            Some(n) => ProgressBar::new(n).with_style(
-                ProgressStyle::with_template(
-                    "{msg} [{bar:40.cyan/blue}] {human_pos}/{human_len} ({rate}, {eta} left)",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .with_key(
-                    "rate",
-                    |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = write!(w, "{:.0}/s", s.per_sec());
-                    },
-                )
-                .progress_chars("=> "),
-            ),
+        // A length of 0 (not known yet) is a spinner: a bar would be drawn full.
+        let pb = match len.filter(|&n| n > 0) {
+            Some(n) => ProgressBar::new(n).with_style(bar_style()),
             None => ProgressBar::new_spinner(),
         };
         pb.set_message(msg.to_owned());
@@ -447,6 +457,116 @@ fn open_store(
         Err(e) => return Err(e.into()),
     };
     Ok(opened?)
+}
+
+/// A flag set when the user presses Ctrl-C (SIGINT) or the process gets SIGTERM: a
+/// long job stops at its next commit and says so. A second Ctrl-C stops at once.
+fn stop_on_interrupt() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    let installed = ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("interrupted: stopping after the batch being written (Ctrl-C again to stop now)");
+    });
+    if let Err(e) = installed {
+        eprintln!(
+            "warning: Ctrl-C will stop the migration between commits only by killing it ({e})"
+        );
+    }
+    flag
+}
+
+/// The style of progress bars of a known length.
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{msg} [{bar:40.cyan/blue}] {human_pos}/{human_len} ({rate}, {eta} left)",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .with_key(
+        "rate",
+        |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0}/s", s.per_sec());
+        },
+    )
+    .progress_chars("=> ")
+}
+
+/// Whether opening failed on a damaged database.
+fn is_corrupt(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<sciqlop_cache::Error>(),
+            Some(sciqlop_cache::Error::Corrupt { .. })
+        )
+    })
+}
+
+/// Prints what `salvage` read (`copied`: and copied) and what it could not.
+fn print_salvage(
+    cx: &mut Ctx<'_>,
+    src: &Path,
+    r: &sciqlop_cache::SalvageReport,
+    copied: bool,
+) -> Result<()> {
+    let lost_ranges: Vec<serde_json::Value> = r
+        .lost_ranges
+        .iter()
+        .map(|l| json!({"namespace": l.namespace, "after": l.after, "before": l.before}))
+        .collect();
+    let lost_values: Vec<serde_json::Value> = r
+        .lost_values
+        .iter()
+        .map(|(k, why)| json!({"key": k, "why": why}))
+        .collect();
+    if cx.cli.json {
+        return cx.print_json(&json!({
+            "path": src, "kind": r.kind, "ok": false,
+            if copied { "copied" } else { "readable" }: r.copied,
+            "sqlite_errors": r.sqlite_errors,
+            "lost_ranges": lost_ranges, "lost_values": lost_values,
+        }));
+    }
+    let o = &mut cx.out;
+    writeln!(o, "path:             {}", src.display())?;
+    writeln!(o, "kind:             {}", r.kind)?;
+    writeln!(o, "sqlite integrity: FAILED")?;
+    for e in &r.sqlite_errors {
+        writeln!(o, "  {e}")?;
+    }
+    writeln!(
+        o,
+        "{} {} live entries",
+        if copied {
+            "copied:          "
+        } else {
+            "readable:        "
+        },
+        r.copied
+    )?;
+    for l in &r.lost_ranges {
+        let ns = if l.namespace.is_empty() {
+            String::new()
+        } else {
+            format!(" in namespace {:?}", l.namespace)
+        };
+        writeln!(
+            o,
+            "lost keys{ns}:        after {} and before {} (damaged pages)",
+            l.after
+                .as_deref()
+                .map_or("the first".into(), |k| format!("{k:?}")),
+            l.before
+                .as_deref()
+                .map_or("the last".into(), |k| format!("{k:?}"))
+        )?;
+    }
+    for (k, why) in &r.lost_values {
+        writeln!(o, "lost value:       {k:?}: {why}")?;
+    }
+    Ok(())
 }
 
 /// [`open_store`] for the commands that take `--create`: a missing directory's error
@@ -518,7 +638,21 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             }
         }
         Command::Check { dir, fix } => {
-            let s = cx.open(dir)?;
+            let s = match cx.open(dir) {
+                Err(e) if is_corrupt(&e) => {
+                    // Too damaged to open: say what is readable.
+                    let r = sciqlop_cache::salvage(dir, None)?;
+                    print_salvage(&mut cx, dir, &r, false)?;
+                    cx.out.flush()?;
+                    eprintln!(
+                        "error: the database of {} is damaged: copy what is readable into a new store with `sqcache salvage {} NEW_DIR`",
+                        dir.display(),
+                        dir.display()
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+                r => r?,
+            };
             let shards = s.shard_count();
             let pb = cx.progress(
                 Some(u64::from(shards)),
@@ -534,9 +668,12 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             if json {
                 cx.print_json(&json!({
                     "ok": r.ok, "fixed": r.fixed, "sqlite_integrity_ok": r.sqlite_integrity_ok,
+                    "sqlite_errors": r.sqlite_errors,
                     "counters_consistent": r.counters_consistent,
                     "orphaned_files": r.orphaned_files, "dangling_rows": r.dangling_rows,
+                    "damaged_files": r.damaged_files,
                     "size_mismatches": r.size_mismatches, "foreign_tables": r.foreign_tables,
+                    "removed_keys": r.removed_keys,
                 }))?;
             } else {
                 let yes = |b: bool| if b { "yes" } else { "no" };
@@ -550,9 +687,18 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                         "FAILED"
                     }
                 )?;
+                for e in &r.sqlite_errors {
+                    writeln!(o, "  {e}")?;
+                }
                 writeln!(o, "totals consistent:   {}", yes(r.counters_consistent))?;
                 writeln!(o, "orphaned files:      {}", r.orphaned_files)?;
-                writeln!(o, "rows without file:   {}", r.dangling_rows)?;
+                writeln!(
+                    o,
+                    "rows without file:   {} ({} missing, {} damaged: truncated, extended or changed)",
+                    r.dangling_rows,
+                    r.dangling_rows - r.damaged_files,
+                    r.damaged_files
+                )?;
                 writeln!(o, "size mismatches:     {}", r.size_mismatches)?;
                 if !r.foreign_tables.is_empty() {
                     writeln!(
@@ -563,22 +709,38 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 }
                 if *fix {
                     writeln!(o, "repaired:            {}", yes(r.fixed))?;
+                    for k in &r.removed_keys {
+                        writeln!(o, "  removed {k:?} (its value file was lost)")?;
+                    }
                 }
                 writeln!(o, "ok:                  {}", yes(r.ok))?;
             }
             if !r.ok {
                 cx.out.flush()?;
-                eprintln!(
-                    "error: {} is damaged{}",
-                    dir.display(),
-                    if *fix {
-                        " and could not be fully repaired"
-                    } else {
-                        " (repair it with `sqcache check --fix`)"
-                    }
-                );
+                let advice = if !r.sqlite_errors.is_empty() {
+                    format!(
+                        ": its database is damaged; copy what is readable into a new store with `sqcache salvage {} NEW_DIR`",
+                        dir.display()
+                    )
+                } else if *fix {
+                    " and could not be fully repaired".to_owned()
+                } else {
+                    " (repair it with `sqcache check --fix`)".to_owned()
+                };
+                eprintln!("error: {} is damaged{advice}", dir.display());
                 return Ok(ExitCode::from(1));
             }
+        }
+        Command::Salvage { src, dst } => {
+            if src.join(sqcache::store::FANOUT_MARKER).exists() {
+                return Err(usage(format!(
+                    "{} is a fanout: salvage each damaged shard directory ({}/000, …) into a new directory",
+                    src.display(),
+                    src.display()
+                )));
+            }
+            let r = sciqlop_cache::salvage(src, Some(dst))?;
+            print_salvage(&mut cx, src, &r, true)?;
         }
         Command::Ls {
             dir,
@@ -683,9 +845,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             let bytes = match (value, input) {
                 (Some(v), _) => v.clone().into_bytes(),
                 (None, Some(p)) if p.as_os_str() == "-" => read_stdin()?,
-                (None, Some(p)) => {
-                    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?
-                }
+                (None, Some(p)) => read_file(p)?,
                 (None, None) => {
                     if std::io::stdin().is_terminal() {
                         return Err(usage("give the value as VALUE, with -i FILE, or on stdin"));
@@ -851,10 +1011,16 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                     PickledValues::Skip
                 },
                 batch_size: *batch_size,
+                stop: Some(stop_on_interrupt()),
                 ..MigrateOptions::default()
             };
-            let pb = cx.progress(Some(0), "migrating");
+            let pb = cx.progress(None, "migrating");
+            let mut sized = false;
             let report = migrate::migrate_with_progress(src, dst, &opts, &mut |p| {
+                if p.total > 0 && !sized {
+                    pb.set_style(bar_style());
+                    sized = true;
+                }
                 pb.set_length(p.total);
                 pb.set_position(p.done);
             })?;
@@ -918,6 +1084,19 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                     writeln!(o, "  failed {} (row {}): {}", e.key, e.rowid, e.error)?;
                 }
             }
+            if report.interrupted {
+                cx.out.flush()?;
+                eprintln!(
+                    "error: interrupted after {} entries (all committed); run the same command again to finish{}",
+                    report.migrated,
+                    if *drop_source {
+                        ""
+                    } else {
+                        " (entries already copied are copied again)"
+                    }
+                );
+                return Ok(ExitCode::from(130));
+            }
             if !report.errors.is_empty() {
                 cx.out.flush()?;
                 eprintln!(
@@ -942,12 +1121,37 @@ fn removed(cx: &mut Ctx<'_>, n: u64, what: &str) -> Result<()> {
     }
 }
 
+/// The largest value a store takes (values are read whole, so a larger one is refused
+/// before it is read in full).
+const MAX_VALUE: u64 = sciqlop_cache::DEFAULT_MAX_VALUE_SIZE;
+
+fn too_large(what: &str) -> anyhow::Error {
+    anyhow!(
+        "{what} is larger than the largest value a store takes ({})",
+        human::bytes(MAX_VALUE)
+    )
+}
+
 fn read_stdin() -> Result<Vec<u8>> {
     let mut v = Vec::new();
     std::io::stdin()
+        .take(MAX_VALUE + 1)
         .read_to_end(&mut v)
         .context("cannot read the value from stdin")?;
+    if v.len() as u64 > MAX_VALUE {
+        return Err(too_large("the value on stdin"));
+    }
     Ok(v)
+}
+
+fn read_file(p: &Path) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(p)
+        .with_context(|| format!("cannot read {}", p.display()))?
+        .len();
+    if len > MAX_VALUE {
+        return Err(too_large(&p.display().to_string()));
+    }
+    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
 }
 
 fn hex(b: &[u8]) -> String {

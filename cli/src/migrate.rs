@@ -112,6 +112,9 @@ pub struct MigrateOptions {
     pub batch_size: usize,
     /// Value bytes per destination transaction before it is committed (default 64 MiB).
     pub batch_bytes: usize,
+    /// Set (by a signal handler, another thread) to stop after the batch being
+    /// written: the report then says `interrupted`, and a re-run finishes the job.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for MigrateOptions {
@@ -123,6 +126,7 @@ impl Default for MigrateOptions {
             pickled_values: PickledValues::Skip,
             batch_size: 1000,
             batch_bytes: 64 << 20,
+            stop: None,
         }
     }
 }
@@ -250,6 +254,8 @@ pub struct MigrationReport {
     /// Wall-clock time of the migration.
     #[serde(serialize_with = "ser_secs")]
     pub elapsed: Duration,
+    /// Stopped early on request ([`MigrateOptions::stop`]); what was committed stays.
+    pub interrupted: bool,
 }
 
 fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -510,7 +516,13 @@ pub fn migrate_with_progress(
         carried.extend(s.max_size().map(|v| ("max_size", v.to_string())));
         Box::new(s)
     } else {
-        Box::new(DiskcacheSource::open(src, opts.drop_source)?)
+        let s = DiskcacheSource::open(src, opts.drop_source)?;
+        // A diskcache Index becomes an index (a FanoutCache stays a cache: diskcache
+        // has no sharded index).
+        if opts.kind.is_none() && opts.shards.is_none() && s.is_index() && !s.is_fanout() {
+            opts.kind = Some(StoreKind::Index);
+        }
+        Box::new(s)
     };
     let opts = &opts;
     let dest = open_destination(dst, opts)?;
@@ -607,6 +619,14 @@ pub fn migrate_with_progress(
             report.changed_in_source += removed.changed;
         }
         progress(Progress { done, total });
+        if opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            report.interrupted = true;
+            break;
+        }
     }
     report.elapsed = start.elapsed();
     Ok(report)

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use common::*;
+use sciqlop_cache_tests::{chmod_tree, is_root};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -27,12 +28,6 @@ fn ok(args: &[&str]) -> String {
     text(&o.stdout)
 }
 
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let f = tempfile::NamedTempFile::new().expect("temp file");
-    f.as_file().metadata().expect("metadata").uid() == 0
-}
-
 /// `sqcache ARGS` as `nobody` when the tests run as root (root ignores permissions).
 fn as_user(args: &[&str]) -> Output {
     let mut c = sqcache_cmd(args);
@@ -40,23 +35,6 @@ fn as_user(args: &[&str]) -> Output {
         c.uid(65534).gid(65534);
     }
     c.output().expect("sqcache runs")
-}
-
-fn chmod_tree(dir: &Path, dirs: u32, files: u32) {
-    for e in walk(dir) {
-        let mode = if e.is_dir() { dirs } else { files };
-        std::fs::set_permissions(&e, std::fs::Permissions::from_mode(mode)).expect("chmod");
-    }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![dir.to_owned()];
-    if dir.is_dir() {
-        for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
-            out.extend(walk(&e.path()));
-        }
-    }
-    out
 }
 
 /// A temporary directory others can enter (the unprivileged runs must reach stores).
@@ -189,6 +167,11 @@ fn readers_do_not_wait_for_a_writer_and_waits_say_so() {
     let dir = t.path().join("store");
     let d = s(&dir);
     ok(&["set", "--create", d, "k", "v"]);
+    // A value file queued for removal by another program's delete: removing it is a
+    // write, which opening must not wait for.
+    let db = rusqlite::Connection::open(dir.join("sciqlop-cache.db")).expect("open");
+    db.execute("INSERT INTO discarded(file) VALUES ('00/queued.val')", [])
+        .expect("queue a file");
     let lock = WriteLock::hold(&dir);
     for args in [
         vec!["get", d, "k"],
@@ -217,6 +200,13 @@ fn readers_do_not_wait_for_a_writer_and_waits_say_so() {
     assert!(err.contains("--timeout 2s"), "{err}");
     drop(lock);
     assert_eq!(ok(&["get", d, "k"]), "v");
+    let queued: i64 = db
+        .query_row("SELECT count(*) FROM discarded", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(
+        queued, 0,
+        "an open that finds the lock free drains the queue"
+    );
     ok(&["set", d, "k", "w"]);
     assert_eq!(ok(&["get", d, "k"]), "w");
 }
@@ -348,4 +338,50 @@ fn conventions() {
         "{}",
         text(&o.stderr)
     );
+}
+
+#[test]
+fn check_reports_a_damaged_database_and_salvage_copies_the_rest() {
+    let t = open_tempdir();
+    let dir = t.path().join("store");
+    {
+        let c = sciqlop_cache::Cache::open(&dir).expect("open");
+        for i in 0..400 {
+            c.set(&format!("key{i:04}"), "x".repeat(150)).expect("set");
+        }
+    }
+    sciqlop_cache_tests::damage_two_leaves(&dir.join("sciqlop-cache.db"), &[b"key01", &[b'x'; 20]]);
+    let d = s(&dir);
+    for fix in [false, true] {
+        let mut args = vec!["check", d];
+        if fix {
+            args.push("--fix");
+        }
+        let o = sqcache(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let out = text(&o.stdout);
+        assert!(out.contains("sqlite integrity:    FAILED"), "{out}");
+        assert!(
+            text(&o.stderr).contains("sqcache salvage"),
+            "{}",
+            text(&o.stderr)
+        );
+    }
+    let o = sqcache(&["--json", "check", d]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("a JSON report");
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["sqlite_errors"].as_array().is_some_and(|e| !e.is_empty()),
+        "{v}"
+    );
+    let dst = t.path().join("saved");
+    let o = sqcache(&["--json", "salvage", d, s(&dst)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("a JSON report");
+    let copied = v["copied"].as_u64().expect("copied");
+    assert!(copied > 200 && copied < 400, "{v}");
+    let lost = v["lost_ranges"].as_array().expect("lost ranges");
+    assert!(!lost.is_empty(), "{v}");
+    assert!(ok(&["check", s(&dst)]).contains("ok:                  yes"));
+    assert_eq!(ok(&["ls", s(&dst)]).lines().count() as u64, copied);
 }

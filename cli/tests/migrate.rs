@@ -190,6 +190,51 @@ fn index_source_into_index() {
 }
 
 #[test]
+fn an_index_becomes_an_index_unless_asked_otherwise() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = copy_of("index", tmp.path());
+    let dst = tmp.path().join("dst");
+    let report = migrate(&src, &dst, &MigrateOptions::default()).expect("migrate");
+    assert!(report.errors.is_empty());
+    let dest = open_existing(&dst, None).expect("open");
+    assert_eq!(dest.store_kind(), StoreKind::Index);
+    // A cache stays a cache.
+    let src = copy_of("cache", tmp.path());
+    let dst = tmp.path().join("dst-cache");
+    migrate(&src, &dst, &MigrateOptions::default()).expect("migrate");
+    assert_eq!(
+        open_existing(&dst, None).expect("open").store_kind(),
+        StoreKind::Cache
+    );
+}
+
+#[test]
+fn a_stopped_migration_says_so_and_a_rerun_finishes_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = copy_of("cache", tmp.path());
+    let dst = tmp.path().join("dst");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let opts = MigrateOptions {
+        batch_size: 2,
+        drop_source: true,
+        stop: Some(stop),
+        ..MigrateOptions::default()
+    };
+    let first = migrate(&src, &dst, &opts).expect("migrate");
+    assert!(first.interrupted, "{first:?}");
+    assert!(first.migrated <= 2, "one batch only: {first:?}");
+    assert!(first.source_entries > first.migrated + 2, "{first:?}");
+    let opts = MigrateOptions {
+        drop_source: true,
+        ..MigrateOptions::default()
+    };
+    let rest = migrate(&src, &dst, &opts).expect("re-run");
+    assert!(!rest.interrupted && rest.errors.is_empty(), "{rest:?}");
+    let dest = open_existing(&dst, None).expect("open");
+    assert_eq!(dest.len().expect("len"), first.migrated + rest.migrated);
+}
+
+#[test]
 fn cache_into_index_skips_expiry_and_tags() {
     let tmp = tempfile::tempdir().expect("tmp");
     let src = copy_of("cache", tmp.path());
@@ -366,17 +411,17 @@ fn bad_sources_and_destinations() {
     assert!(e.to_string().contains("neither empty nor"), "{e}");
     // An existing destination of another kind is refused when a kind is asked.
     let dst = tmp.path().join("dst");
-    migrate(&src, &dst, &opts).expect("into a cache");
+    migrate(&src, &dst, &opts).expect("into an index, the source's kind");
     let e = migrate(
         &src,
         &dst,
         &MigrateOptions {
-            kind: Some(StoreKind::Index),
+            kind: Some(StoreKind::Cache),
             ..MigrateOptions::default()
         },
     )
     .expect_err("kind mismatch");
-    assert!(e.to_string().contains("of kind cache, not index"), "{e}");
+    assert!(e.to_string().contains("of kind index, not cache"), "{e}");
 }
 
 #[test]

@@ -49,18 +49,22 @@ pub enum Error {
         reason: String,
     },
 
-    /// The database file exists but is not a sciqlop-cache database (another
+    /// The path (a database file or a directory) is not a sciqlop-cache store (another
     /// application's SQLite file, garbage, or a newer format).
-    #[error("{path} is not a sciqlop-cache database: {reason}")]
+    #[error("{path} is not a sciqlop-cache store: {reason}")]
     NotACache {
-        /// The database file.
+        /// The database file or the directory.
         path: PathBuf,
         /// Why it was rejected.
         reason: String,
     },
 
     /// The directory holds a store of another kind (e.g. an `Index` opened as a `Cache`).
-    #[error("{path} holds a {found} store, not a {expected} store")]
+    #[error(
+        "{path} holds {} store, not {} store",
+        with_article(found),
+        with_article(expected)
+    )]
     WrongKind {
         /// The directory.
         path: PathBuf,
@@ -128,7 +132,9 @@ pub enum Error {
     },
 
     /// The row of a file-backed value points at a file that is gone.
-    #[error("value file {path} of key {key:?} is missing (run check(true) to repair)")]
+    #[error(
+        "value file {path} of key {key:?} is missing (repair the store: `sqcache check --fix`, or check with fix from code)"
+    )]
     ValueFileMissing {
         /// The key.
         key: String,
@@ -138,7 +144,7 @@ pub enum Error {
 
     /// A file-backed value's file is shorter or longer than recorded.
     #[error(
-        "value file {path} of key {key:?} has {actual} bytes, {expected} expected (run check(true) to repair)"
+        "value file {path} of key {key:?} has {actual} bytes, {expected} expected (repair the store: `sqcache check --fix`, or check with fix from code)"
     )]
     ValueFileTruncated {
         /// The key.
@@ -154,7 +160,9 @@ pub enum Error {
     /// The row of a file-backed value names something the store refuses to read: not
     /// one of its own value files (a path outside the store), a link, or not a regular
     /// file. Nothing outside the store is read or deleted.
-    #[error("value file {path} of key {key:?} {reason} (run check(true) to repair)")]
+    #[error(
+        "value file {path} of key {key:?} {reason} (repair the store: `sqcache check --fix`, or check with fix from code)"
+    )]
     ValueFileInvalid {
         /// The key.
         key: String,
@@ -167,7 +175,7 @@ pub enum Error {
     /// A value file's bytes do not match the checksum recorded when it was written: it
     /// was changed behind the store's back (or the disk damaged it).
     #[error(
-        "value file {path} of key {key:?} was changed since it was written (checksum mismatch; run check(true) to remove the entry)"
+        "value file {path} of key {key:?} was changed since it was written (checksum mismatch; remove the entry: `sqcache check --fix`, or check with fix from code)"
     )]
     ValueFileCorrupt {
         /// The key.
@@ -295,4 +303,10 @@ impl Error {
             source,
         }
     }
+}
+
+/// `kind` with its indefinite article ("an index", "a cache", "a fanout").
+fn with_article(kind: &str) -> String {
+    let vowel = kind.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {kind}", if vowel { "an" } else { "a" })
 }

@@ -122,6 +122,8 @@ pub use store::{Cache, Index};
 
 #[cfg(feature = "sqlite")]
 pub use engine::sqlite::SqliteEngine;
+#[cfg(feature = "sqlite")]
+pub use engine::sqlite::salvage::{LostRange, SalvageReport, salvage};
 
 #[cfg(feature = "guest")]
 pub use engine::guest::LOCK_PREFIX;

@@ -411,6 +411,17 @@ pub struct CheckReport {
     /// the original sciqlop-cache, whose database file has the same name, wrote to
     /// it). Reported, never removed: they make `ok` false.
     pub foreign_tables: Vec<String>,
+    /// Of the `dangling_rows`, those whose file is there but damaged (truncated,
+    /// extended or changed); the others' files are missing.
+    pub damaged_files: u64,
+    /// What SQLite's check reported about a damaged database (its first lines), and
+    /// where reading the rows failed. Not empty means the database itself is damaged:
+    /// nothing is repaired then; [`salvage`](crate::salvage) copies what is readable
+    /// into a new store.
+    pub sqlite_errors: Vec<String>,
+    /// The keys removed by `fix` (rows whose value file was lost), as `key` or
+    /// `namespace/key`.
+    pub removed_keys: Vec<String>,
 }
 
 impl CheckReport {
@@ -433,6 +444,10 @@ impl CheckReport {
         self.orphaned_files += other.orphaned_files;
         self.dangling_rows += other.dangling_rows;
         self.size_mismatches += other.size_mismatches;
+        self.damaged_files += other.damaged_files;
+        self.sqlite_errors
+            .extend(other.sqlite_errors.iter().cloned());
+        self.removed_keys.extend(other.removed_keys.iter().cloned());
         self.foreign_tables
             .extend(other.foreign_tables.iter().cloned());
     }

@@ -1091,3 +1091,28 @@ fn foreign_and_unrelated_directories_are_refused_untouched() {
     std::fs::write(ok.join(".gitignore"), "*").expect("write");
     Cache::open(&ok).expect("a directory with only hidden files");
 }
+
+#[test]
+fn an_optimistic_incr_keeps_the_counters_expiry_and_tag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = Cache::open(dir.path()).expect("open");
+    c.set_with(
+        "n",
+        b"5",
+        &SetOptions::new().expire(Duration::from_secs(3600)).tag("t"),
+    )
+    .expect("set");
+    let before = c.entry_info("n").expect("info").expect("live");
+    let mut tx = c.optimistic();
+    assert_eq!(tx.incr("n", 2, 0).expect("incr"), 7);
+    assert_eq!(tx.incr("n", 1, 0).expect("incr again"), 8);
+    tx.incr("fresh", 1, 0).expect("incr a new key");
+    tx.commit().expect("commit");
+    let after = c.entry_info("n").expect("info").expect("live");
+    assert_eq!(c.get("n").expect("get").as_deref(), Some(&b"8"[..]));
+    assert_eq!(after.tag.as_deref(), Some("t"));
+    assert_eq!(after.expire, before.expire);
+    let fresh = c.entry_info("fresh").expect("info").expect("live");
+    assert!(fresh.expire.is_none() && fresh.tag.is_none());
+    assert_eq!(c.evict_tag("t").expect("evict"), 1);
+}

@@ -163,8 +163,17 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Parses TOML text; relative paths resolve against `base_dir`.
     pub fn parse(text: &str, base_dir: &Path) -> Result<Self, HostError> {
-        let mut cfg: ConfigFile =
-            toml::from_str(text).map_err(|e| HostError::Config(e.to_string()))?;
+        let mut cfg: ConfigFile = toml::from_str(text).map_err(|e| {
+            // One line: where, then what (toml's own text draws the line with a caret).
+            let at = e.span().map(|span| {
+                let before = text.get(..span.start).unwrap_or(text);
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!("line {line}, column {column}: ")
+            });
+            let message = e.message().trim_end().replace('\n', "; ");
+            HostError::Config(format!("{}{message}", at.unwrap_or_default()))
+        })?;
         cfg.base_dir = base_dir.to_path_buf();
         Ok(cfg)
     }
@@ -176,7 +185,10 @@ impl ConfigFile {
             source: e,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base)
+        Self::parse(&text, base).map_err(|e| match e {
+            HostError::Config(m) => HostError::Config(format!("{}: {m}", path.display())),
+            e => e,
+        })
     }
 
     /// The policy of plugin `name`: its section over `[defaults]` over [`Limits::default`].

@@ -120,7 +120,8 @@ pub enum HostError {
     Trap {
         /// The plugin.
         plugin: String,
-        /// Wasmtime's description, with the guest backtrace when available.
+        /// Wasmtime's description on the first line, then the guest backtrace when
+        /// available.
         message: String,
     },
     /// A command plugin exited with a non-zero status.

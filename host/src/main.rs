@@ -1,49 +1,68 @@
 //! `sciqlop-cache-host`: run sciqlop-cache plugins from the shell.
 //!
 //! ```text
-//! sciqlop-cache-host run --root DIR [--config host.toml] --plugin NAME=path.wasm -- ARGS...
-//! sciqlop-cache-host keys --root DIR --plugin NAME [--store STORE]
+//! sciqlop-cache-host [--json] run --root DIR [--config host.toml] --plugin NAME=path.wasm [--repeat N] -- ARGS...
+//! sciqlop-cache-host [--json] keys --root DIR --plugin NAME [--store STORE]
 //! ```
+//!
+//! Same conventions as `sqcache`: exit code 0 ok, 1 the operation failed, 2 bad usage;
+//! errors are one line, `error: …`, on stderr (and `{"error": …, "exit_code": …}` on
+//! stdout under `--json`). See host/README.md.
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
-use sciqlop_cache_host::{ConfigFile, HostConfig, PluginHost};
+use sciqlop_cache_host::{ConfigFile, HostConfig, HostError, PluginHost};
+use serde_json::json;
 
+/// Run sciqlop-cache WebAssembly plugins with per-plugin scoped caches.
+///
+/// A plugin is a WebAssembly component built for wasm32-wasip2; its NAME (given by
+/// --plugin, not by the component) decides its namespace, ROOT/plugins/NAME/. Exit
+/// codes: 0 ok, 1 the operation failed, 2 bad usage. See host/README.md.
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Run sciqlop-cache WebAssembly plugins with per-plugin scoped caches"
-)]
+#[command(name = "sciqlop-cache-host", version, max_term_width = 100)]
 struct Cli {
+    /// Print machine-readable JSON on stdout (errors too).
+    #[arg(long, global = true)]
+    json: bool,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a plugin once and print its output.
+    /// Run a plugin and print what it returns.
     Run {
         /// Directory holding the plugins' namespaces (default: `root` of the config file).
         #[arg(long)]
         root: Option<PathBuf>,
-        /// TOML file with grants and quotas (see the crate docs for the format).
+        /// TOML file with grants, quotas and plugin paths (see host/README.md for the
+        /// format).
         #[arg(long)]
         config: Option<PathBuf>,
         /// The plugin: NAME=PATH, or NAME alone when the config file gives its path.
         /// The NAME decides the plugin's namespace.
         #[arg(long)]
         plugin: String,
-        /// Run the plugin this many times (one compile, N instantiations).
-        #[arg(long, default_value_t = 1)]
+        /// Run the plugin this many times, at least once (one compile, N
+        /// instantiations); stops at the first failure.
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = parse_repeat)]
         repeat: u32,
         /// Arguments passed to the plugin.
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// List a plugin's keys as STORE/KEY and a short form of the value (read natively
-    /// from its cache on disk).
+    /// List a plugin's keys and a short form of their values.
+    ///
+    /// Read natively from its cache on disk (nothing runs, nothing is evicted). One line
+    /// per key: STORE/KEY, a tab, the value when it is UTF-8 of at most 60 bytes (else
+    /// `<N bytes>`); a key or value holding a control character (newline, tab…) is
+    /// printed quoted, with escapes.
     Keys {
         /// Directory holding the plugins' namespaces.
         #[arg(long)]
@@ -57,8 +76,153 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+/// A number of runs: at least one (zero would run nothing and say nothing).
+fn parse_repeat(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(0) => Err("the plugin must run at least once (0 would run nothing)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!(
+            "{e} (expected a number of runs from 1 to {})",
+            u32::MAX
+        )),
+    }
+}
+
+/// A mistake in how the tool was called, found after parsing (exit code 2).
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Usage(msg.into()))
+}
+
+/// A host error, as a usage error when it is about a name given on the command line.
+fn host_err(e: HostError) -> anyhow::Error {
+    match e {
+        HostError::InvalidName(_) => usage(e.to_string()),
+        // The reason, without the guest backtrace that follows it.
+        HostError::Trap { plugin, message } => anyhow!(
+            "plugin {plugin} trapped: {}",
+            message.lines().next().unwrap_or("")
+        ),
+        e => e.into(),
+    }
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        eprintln!("error: internal error: {msg}");
+    }));
+    // Known before parsing, so that a usage error is JSON too under --json; what follows
+    // `--` is the plugin's.
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    let outcome = std::panic::catch_unwind(|| match Cli::try_parse() {
+        Ok(cli) => run(cli).map_err(|e| Failure(Some(e))),
+        Err(e) if !e.use_stderr() => {
+            // --help, --version.
+            let _ = e.print();
+            Ok(())
+        }
+        Err(e) if json => {
+            // Clap's message up to its usage and tips, in one line.
+            let text = e.to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            json_error(message.join(" ").trim_start_matches("error: "), 2);
+            Err(Failure(None))
+        }
+        Err(e) => {
+            let _ = e.print();
+            Err(Failure(None))
+        }
+    });
+    match outcome {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        // A clap error, already printed.
+        Ok(Err(Failure(None))) => ExitCode::from(2),
+        Ok(Err(Failure(Some(e)))) => {
+            if is_broken_pipe(&e) {
+                // The reader went away (`sciqlop-cache-host keys … | head`): not an error.
+                return ExitCode::SUCCESS;
+            }
+            let code = if e.is::<Usage>() { 2 } else { 1 };
+            if json {
+                json_error(&sentence(&e), code);
+            } else {
+                eprintln!("error: {}", sentence(&e));
+            }
+            ExitCode::from(code)
+        }
+        Err(_) => ExitCode::from(1),
+    }
+}
+
+/// Why `main` fails: an error to print, or `None` for a command-line error clap printed.
+struct Failure(Option<anyhow::Error>);
+
+/// Prints an error as `{"error": …, "exit_code": …}` on stdout (under --json), and the
+/// plain message on stderr for a person watching.
+fn json_error(message: &str, code: u8) {
+    let v = json!({"error": message, "exit_code": code});
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", pretty(&v));
+    eprintln!("error: {message}");
+}
+
+/// Whether writing the output failed because its reader closed the pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The error and its causes in one line, without repeating a cause that the message
+/// already includes.
+fn sentence(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
+/// Writes `text` and a newline to stdout, flushed (a plugin that is a command writes to
+/// the same stdout).
+fn print_line(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    out.flush()?;
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let json = cli.json;
+    match cli.command {
         Command::Run {
             root,
             config,
@@ -67,28 +231,48 @@ fn main() -> Result<()> {
             args,
         } => {
             let cfg = match &config {
-                Some(p) => ConfigFile::load(p)?,
+                Some(p) => ConfigFile::load(p).map_err(|e| match e {
+                    HostError::Config(_) => anyhow!("{e} (see host/README.md for the format)"),
+                    e => e.into(),
+                })?,
                 None => ConfigFile::default(),
             };
             let root = root
                 .or_else(|| cfg.root.as_ref().map(|r| cfg.base_dir.join(r)))
-                .context("--root is required (or `root` in the config file)")?;
+                .ok_or_else(|| usage("--root is required (or `root` in the config file)"))?;
             let (name, path) = match plugin.split_once('=') {
                 Some((n, p)) => (n.to_owned(), PathBuf::from(p)),
                 None => {
-                    let p = cfg.plugin_path(&plugin).with_context(|| {
-                        format!("no path for plugin {plugin}: use --plugin {plugin}=PATH")
+                    let p = cfg.plugin_path(&plugin).ok_or_else(|| {
+                        let why = if config.is_some() {
+                            "the config file gives none"
+                        } else {
+                            "no --config given"
+                        };
+                        usage(format!(
+                            "no path for plugin {plugin} ({why}): use --plugin {plugin}=PATH"
+                        ))
                     })?;
                     (plugin.clone(), p)
                 }
             };
-            let mut host = PluginHost::new(HostConfig::new(root))?;
-            host.load_file(&name, &path, cfg.policy(&name))?;
-            for _ in 0..repeat.max(1) {
-                let out = host.run(&name, &args)?;
-                if !out.is_empty() {
-                    println!("{out}");
+            let mut host_cfg = HostConfig::new(root);
+            // Under --json, stdout is the JSON document only.
+            host_cfg.inherit_stdio = !json;
+            let mut host = PluginHost::new(host_cfg).map_err(host_err)?;
+            host.load_file(&name, &path, cfg.policy(&name))
+                .map_err(host_err)?;
+            let mut runs = Vec::new();
+            for _ in 0..repeat {
+                let out = host.run(&name, &args).map_err(host_err)?;
+                if json {
+                    runs.push(out);
+                } else if !out.is_empty() {
+                    print_line(&out)?;
                 }
+            }
+            if json {
+                print_line(&pretty(&json!({"plugin": name, "runs": runs})))?;
             }
             Ok(())
         }
@@ -97,52 +281,137 @@ fn main() -> Result<()> {
             plugin,
             store,
         } => {
-            let dir = sciqlop_cache_host::plugin_dir(&root, &plugin)?;
+            let dir = sciqlop_cache_host::plugin_dir(&root, &plugin).map_err(host_err)?;
             if !dir.is_dir() {
                 bail!("plugin {plugin} has no data under {}", root.display());
             }
             // Opened without a size bound: looking must never evict.
-            let cache = sciqlop_cache::Cache::open(&dir)?;
-            let converted = cache.metadata(sciqlop_cache_host::LAYOUT_META)?.is_some();
+            let cache = sciqlop_cache::Cache::open(&dir)
+                .with_context(|| format!("opening the cache of plugin {plugin}"))?;
+            let mut out = KeyPrinter {
+                json: json.then(Vec::new),
+                stdout: std::io::stdout().lock(),
+            };
+            let converted = cache
+                .metadata(sciqlop_cache_host::LAYOUT_META)
+                .context("reading the cache's layout")?
+                .is_some();
             if !converted {
                 // Written by an earlier host and not converted yet (the next `run`
                 // does): its keys already read `store/key`.
                 let prefix = store.map(|s| format!("{s}/")).unwrap_or_default();
-                return print_keys(&cache, &prefix, "");
-            }
-            // One namespace per store, the default one being the store `default`.
-            for ns in cache.namespaces()? {
-                let name = if ns.is_empty() {
-                    sciqlop_cache_host::DEFAULT_STORE
-                } else {
-                    ns.as_str()
-                };
-                if store.as_ref().is_none_or(|s| s == name) {
-                    print_keys(&cache.namespace(&ns)?, "", &format!("{name}/"))?;
+                out.keys(&cache, &prefix, None)?;
+            } else {
+                // One namespace per store, the default one being the store `default`.
+                for ns in cache.namespaces().context("listing the stores")? {
+                    let name = if ns.is_empty() {
+                        sciqlop_cache_host::DEFAULT_STORE
+                    } else {
+                        ns.as_str()
+                    };
+                    if store.as_ref().is_none_or(|s| s == name) {
+                        let c = cache
+                            .namespace(&ns)
+                            .with_context(|| format!("opening store {name}"))?;
+                        out.keys(&c, "", Some(name))?;
+                    }
                 }
             }
+            out.finish()?;
             Ok(())
         }
     }
 }
 
-/// Prints `shown_prefix` + key and a short form of the value, for every key of `cache`
-/// starting with `prefix`.
-fn print_keys(cache: &sciqlop_cache::Cache, prefix: &str, shown_prefix: &str) -> Result<()> {
-    let mut after: Option<String> = None;
-    loop {
-        let page = cache.keys_page(prefix, after.as_deref(), 1000)?;
-        for k in &page {
-            let v = cache.get(k)?.unwrap_or_default();
-            let shown = String::from_utf8(v.clone())
-                .ok()
-                .filter(|s| s.len() <= 60)
-                .unwrap_or_else(|| format!("<{} bytes>", v.len()));
-            println!("{shown_prefix}{k}\t{shown}");
+/// Prints keys as lines of text, or collects them for one JSON array.
+struct KeyPrinter {
+    json: Option<Vec<serde_json::Value>>,
+    stdout: std::io::StdoutLock<'static>,
+}
+
+impl KeyPrinter {
+    /// Prints every key of `cache` starting with `prefix`, in store `store` (`None`: the
+    /// keys read `store/key`, from a host's earlier layout).
+    fn keys(
+        &mut self,
+        cache: &sciqlop_cache::Cache,
+        prefix: &str,
+        store: Option<&str>,
+    ) -> Result<()> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = cache
+                .keys_page(prefix, after.as_deref(), 1000)
+                .context("listing keys")?;
+            for k in &page {
+                let v = cache
+                    .get(k)
+                    .with_context(|| format!("reading key {k:?}"))?
+                    .unwrap_or_default();
+                self.key(store, k, v)?;
+            }
+            if page.len() < 1000 {
+                return Ok(());
+            }
+            after = page.last().cloned();
         }
-        if page.len() < 1000 {
-            return Ok(());
-        }
-        after = page.last().cloned();
     }
+
+    fn key(&mut self, store: Option<&str>, key: &str, value: Vec<u8>) -> Result<()> {
+        let Some(all) = &mut self.json else {
+            let full = match store {
+                Some(s) => format!("{s}/{key}"),
+                None => key.to_owned(),
+            };
+            let shown = match String::from_utf8(value) {
+                Ok(s) if s.len() <= 60 => escaped(&s),
+                Ok(s) => format!("<{} bytes>", s.len()),
+                Err(e) => format!("<{} bytes>", e.as_bytes().len()),
+            };
+            writeln!(self.stdout, "{}\t{shown}", escaped(&full))?;
+            return Ok(());
+        };
+        let (store, key) = match store {
+            Some(s) => (s, key),
+            None => key.split_once('/').unwrap_or(("", key)),
+        };
+        let mut o = json!({"store": store, "key": key, "size": value.len()});
+        match String::from_utf8(value) {
+            Ok(s) => o["value"] = json!(s),
+            Err(e) => o["value_hex"] = json!(hex(e.as_bytes())),
+        }
+        all.push(o);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<()> {
+        if let Some(all) = self.json.take() {
+            writeln!(self.stdout, "{}", pretty(&json!(all)))?;
+        }
+        self.stdout.flush()?;
+        Ok(())
+    }
+}
+
+/// `s` as is, or quoted with Rust's escapes when it holds a control character (so that
+/// one key is one line and the tab separates key from value).
+fn escaped(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        format!("{s:?}")
+    } else {
+        s.to_owned()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// `v` indented by two spaces, like `sqcache --json`.
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }

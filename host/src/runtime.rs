@@ -11,7 +11,7 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    StoreLimits, StoreLimitsBuilder, Trap,
+    StoreLimits, StoreLimitsBuilder, Trap, WasmBacktrace,
 };
 use wasmtime_wasi::p2::bindings::sync::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -250,6 +250,12 @@ impl PluginHost {
             context: format!("reading component {}", path.display()),
             source: e,
         })?;
+        if let Some(message) = not_a_component(path, &bytes) {
+            return Err(HostError::Compile {
+                plugin: name.to_owned(),
+                message,
+            });
+        }
         self.load(name, &bytes, policy)
     }
 
@@ -386,9 +392,21 @@ impl PluginHost {
                 code: exit.0,
             };
         }
+        // The trap's reason first, then the guest backtrace; not `{err:?}`, which adds
+        // the host's Rust backtrace when RUST_BACKTRACE is set.
+        let backtrace = err.downcast_ref::<WasmBacktrace>().map(ToString::to_string);
+        let reason: Vec<String> = err
+            .chain()
+            .map(ToString::to_string)
+            .filter(|c| Some(c) != backtrace.as_ref())
+            .collect();
+        let mut message = reason.join(": ");
+        if let Some(bt) = backtrace {
+            message = format!("{message}\n{bt}");
+        }
         HostError::Trap {
             plugin: plugin.to_owned(),
-            message: format!("{err:?}"),
+            message,
         }
     }
 
@@ -447,5 +465,56 @@ impl PluginHost {
             Entry::Command(pre) => pre.instantiate(&mut store).map(drop),
         };
         r.map_err(|e| self.classify(name, &store, e))
+    }
+}
+
+/// What to build instead, when the file at `path` holding `bytes` is clearly no
+/// component: empty, a core module, or neither binary wasm nor wasm text. `None` lets
+/// wasmtime judge (a component, wasm text, or damaged wasm).
+fn not_a_component(path: &Path, bytes: &[u8]) -> Option<String> {
+    const BUILD: &str = "build the plugin for wasm32-wasip2 (cargo build --target wasm32-wasip2)";
+    const WRAP: &str = "or wrap it with `wasm-tools component new`";
+    let file = path.display();
+    if bytes.is_empty() {
+        return Some(format!("{file} is empty: {BUILD}"));
+    }
+    if let Some(version) = bytes.strip_prefix(b"\0asm") {
+        // Version 1, layer 0: a core module (a component is version 0xd, layer 1).
+        return version.starts_with(&[1, 0, 0, 0]).then(|| {
+            format!("{file} is a core WebAssembly module, not a component: {BUILD}, {WRAP}")
+        });
+    }
+    let text = wat_start(bytes);
+    if text.starts_with(b"(module") {
+        return Some(format!(
+            "{file} is a core WebAssembly module in text form, not a component: {BUILD}, {WRAP}"
+        ));
+    }
+    if text.starts_with(b"(") {
+        return None;
+    }
+    let head = &bytes[..bytes.len().min(8)];
+    Some(format!(
+        "{file} is not a WebAssembly component (it starts with \"{}\"): {BUILD}",
+        head.escape_ascii()
+    ))
+}
+
+/// `bytes` after leading whitespace and wasm text comments (`;; …` and `(; … ;)`).
+fn wat_start(mut bytes: &[u8]) -> &[u8] {
+    loop {
+        bytes = bytes.trim_ascii_start();
+        if let Some(rest) = bytes.strip_prefix(b";;") {
+            let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+            bytes = &rest[end..];
+        } else if let Some(rest) = bytes.strip_prefix(b"(;") {
+            let end = rest
+                .windows(2)
+                .position(|w| w == b";)")
+                .map_or(rest.len(), |i| i + 2);
+            bytes = &rest[end..];
+        } else {
+            return bytes;
+        }
     }
 }

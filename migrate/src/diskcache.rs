@@ -191,6 +191,21 @@ impl DiskcacheSource {
         Ok(DiskcacheSource { shards })
     }
 
+    /// Whether the source is a diskcache `Index` (a cache that never evicts: its
+    /// settings record `eviction_policy = 'none'`).
+    pub fn is_index(&self) -> bool {
+        !self.shards.is_empty()
+            && self.shards.iter().all(|s| {
+                s.conn
+                    .query_row(
+                        "SELECT value FROM Settings WHERE key = 'eviction_policy'",
+                        [],
+                        |r| r.get::<_, String>(0),
+                    )
+                    .is_ok_and(|v| v == "none")
+            })
+    }
+
     /// Whether the source is sharded (a `FanoutCache`).
     pub fn is_fanout(&self) -> bool {
         self.shards.len() > 1 || self.shards.first().is_some_and(|s| !s.name.is_empty())

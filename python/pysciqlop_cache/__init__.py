@@ -198,9 +198,17 @@ class CheckResult:
     foreign_tables: tuple = ()
     """Tables another program (such as the original sciqlop-cache, whose database file
     has the same name) added to the database: reported, never removed."""
+    damaged_files: int = 0
+    """Of the ``dangling_rows``, those whose file is there but truncated or changed."""
+    sqlite_errors: tuple = ()
+    """What SQLite found in a damaged database (nothing is repaired in place then: copy
+    what is readable with ``sqcache salvage DIR NEW_DIR``)."""
+    removed_keys: tuple = ()
+    """The keys ``fix=True`` removed (their value file was lost)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "foreign_tables", tuple(self.foreign_tables))
+        for name in ("foreign_tables", "sqlite_errors", "removed_keys"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def __bool__(self) -> bool:
         return self.ok

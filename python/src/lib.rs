@@ -385,6 +385,9 @@ fn report_dict<'py>(py: Python<'py>, r: &CheckReport) -> PyResult<Bound<'py, PyD
     d.set_item("sqlite_integrity_ok", r.sqlite_integrity_ok)?;
     d.set_item("fixed", r.fixed)?;
     d.set_item("foreign_tables", r.foreign_tables.clone())?;
+    d.set_item("damaged_files", r.damaged_files)?;
+    d.set_item("sqlite_errors", r.sqlite_errors.clone())?;
+    d.set_item("removed_keys", r.removed_keys.clone())?;
     Ok(d)
 }
 

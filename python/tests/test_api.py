@@ -192,9 +192,11 @@ def test_check_finds_and_fixes_a_lost_value_file(tmp_path):
     with pytest.raises(OSError, match="big"):
         c["big"]
     r = c.check()
-    assert not r.ok and r.dangling_rows == 1
+    assert not r.ok and r.dangling_rows == 1 and r.damaged_files == 0
+    assert r.sqlite_errors == () and r.removed_keys == ()
     r = c.check(fix=True)
     assert r.ok and r.fixed
+    assert r.removed_keys == ("big",)
     assert "big" not in c
 
 

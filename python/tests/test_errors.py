@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 import pysciqlop_cache as sc
@@ -32,7 +36,7 @@ def test_an_sqlite_database_of_another_application(tmp_path):
     con.execute("CREATE TABLE other(x)")
     con.commit()
     con.close()
-    with pytest.raises(ValueError, match="not a sciqlop-cache database"):
+    with pytest.raises(ValueError, match="not a sciqlop-cache store"):
         sc.Cache(str(d))
 
 
@@ -132,3 +136,46 @@ def test_a_path_below_a_file(tmp_path):
     f.write_bytes(b"")
     with pytest.raises(OSError, match="file"):
         sc.Cache(str(f / "sub"))
+
+
+READ_ONLY_CHILD = r"""
+import sys
+import pysciqlop_cache as sc
+c = sc.Cache(sys.argv[1])
+assert c["k"] == {"a": 1}, c["k"]
+assert c.get("big") == b"x" * 100_000
+assert len(c) == 2
+assert c.check().ok
+try:
+    c["k2"] = 1
+except PermissionError as e:
+    assert "read-only" in str(e), e
+    print("refused:", e)
+else:
+    raise SystemExit("a write to a read-only store succeeded")
+print("ok")
+"""
+
+
+def test_a_store_on_a_read_only_mount_is_read(tmp_path):
+    """A cache published on a read-only mount opens and reads; writes raise
+    PermissionError naming the cause (a bind mount in a private mount namespace)."""
+    src = tmp_path / "src"
+    c = sc.Cache(str(src), max_size=10**9)
+    c["k"] = {"a": 1}
+    c.set("big", b"x" * 100_000)
+    c.close()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = tmp_path / "child.py"
+    script.write_text(READ_ONLY_CHILD)
+    ns = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    r = subprocess.run(
+        ns + ["sh", "-c", f"mount --bind -o ro '{src}' '{mnt}' && exec '{sys.executable}' '{script}' '{mnt}'"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    assert r.stdout.strip().endswith("ok"), r.stdout
+    assert "read-only file system" in r.stdout, r.stdout

@@ -219,3 +219,38 @@ pub fn chmod_tree(path: &Path, dir_mode: u32, file_mode: u32) {
             .expect("chmod file");
     }
 }
+
+/// Overwrites the cells of the first two leaf pages of the database file `db` that
+/// hold every one of `needles` (a key prefix and bytes of the values, so that they are
+/// leaves of the entries B-tree, not of an index): a disk that lost them. Panics when
+/// there are not two such pages.
+pub fn damage_two_leaves(db: &Path, needles: &[&[u8]]) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    const PAGE: usize = 4096;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(db)
+        .expect("open db");
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).expect("read db");
+    let leaves: Vec<usize> = (1..bytes.len() / PAGE)
+        .filter(|&p| {
+            let page = &bytes[p * PAGE..(p + 1) * PAGE];
+            // 0x0A: a leaf page of an index B-tree (a WITHOUT ROWID table's format).
+            page[0] == 0x0A
+                && needles
+                    .iter()
+                    .all(|n| page.windows(n.len()).any(|w| w == *n))
+        })
+        .collect();
+    assert!(
+        leaves.len() >= 2,
+        "leaf pages holding {needles:?}: {leaves:?}"
+    );
+    for p in &leaves[..2] {
+        f.seek(SeekFrom::Start((*p * PAGE + 200) as u64))
+            .expect("seek");
+        f.write_all(&[0xde; PAGE - 300]).expect("damage");
+    }
+}

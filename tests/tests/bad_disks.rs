@@ -346,7 +346,7 @@ fn value_files_deleted_truncated_or_extended() {
     let e = cache.get(deleted).expect_err("missing file");
     assert!(matches!(e, Error::ValueFileMissing { .. }), "{e:?}");
     assert!(
-        e.to_string().contains("check(true)"),
+        e.to_string().contains("sqcache check --fix"),
         "message says how to repair: {e}"
     );
     let e = cache.get(truncated).expect_err("truncated file");

@@ -43,7 +43,15 @@ impl<E> std::fmt::Debug for FanoutEngine<E> {
 }
 
 impl<E: Engine> FanoutEngine<E> {
-    /// A fanout over `shards` (at least one, all of one kind), living in `dir`.
+    /// A fanout over `shards` (at least one, all of one kind), living in `dir`. Keys
+    /// are routed by [`shard_of`] among `shards.len()` shards, in the order given: the
+    /// same shards must always come in the same order. Wrap it in a
+    /// [`Fanout`](super::Fanout) with [`Fanout::from_engine`](super::Fanout::from_engine).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidArgument`]: `shards` is empty.
+    /// - [`Error::WrongKind`]: a shard is of another kind than the first one.
     pub fn new(dir: &Path, shards: Vec<E>) -> Result<Self> {
         let Some(first) = shards.first() else {
             return Err(Error::InvalidArgument(

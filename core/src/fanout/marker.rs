@@ -20,7 +20,23 @@ pub(crate) fn shard_dir(dir: &Path, i: u32) -> PathBuf {
     dir.join(format!("{i:03}"))
 }
 
-/// Reads the shard count of a fanout directory, if it is one.
+/// Reads the shard count of a fanout directory from its marker file (`None`: there is
+/// no marker, so no fanout, or one whose marker was deleted).
+///
+/// ```
+/// use sciqlop_cache::{FanoutCache, fanout::shard_count_on_disk};
+/// let dir = tempfile::tempdir()?;
+/// assert_eq!(shard_count_on_disk(dir.path())?, None);
+/// FanoutCache::builder().shards(4).open(dir.path())?;
+/// assert_eq!(shard_count_on_disk(dir.path())?, Some(4));
+/// # Ok::<(), sciqlop_cache::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// - [`Error::NotACache`]: the marker file is not a valid fanout marker (another
+///   format, no kind, a shard count out of range).
+/// - [`Error::Io`]: the marker file exists but cannot be read.
 pub fn shard_count_on_disk(dir: &Path) -> Result<Option<u32>> {
     let marker = dir.join(MARKER);
     match fs::read_to_string(&marker) {
@@ -85,10 +101,24 @@ pub(crate) fn looks_like_fanout(dir: &Path) -> bool {
     dir.join(MARKER).exists() || shard_dir(dir, 0).join(crate::engine::DB_FILE).exists()
 }
 
-pub(crate) fn read_or_create_marker(dir: &Path, kind: Kind, requested: Option<u32>) -> Result<u32> {
+/// The shard count in the marker of the fanout `dir`, which is made (the directory and
+/// its marker) if missing, unless `read_only`: then nothing is written, and a fanout
+/// whose marker is gone is read through its shard directories.
+pub(crate) fn read_or_create_marker(
+    dir: &Path,
+    kind: Kind,
+    requested: Option<u32>,
+    read_only: bool,
+) -> Result<u32> {
     match fs::metadata(dir) {
         Ok(m) if !m.is_dir() => return Err(Error::NotADirectory(dir.to_owned())),
         Ok(_) => {}
+        Err(_) if read_only => {
+            return Err(Error::NotACache {
+                path: dir.to_owned(),
+                reason: "no fanout is there (a read-only open creates nothing)".into(),
+            });
+        }
         Err(_) => fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("creating fanout directory {}", dir.display()), e))?,
     }
@@ -138,6 +168,12 @@ pub(crate) fn read_or_create_marker(dir: &Path, kind: Kind, requested: Option<u3
                         path: dir.to_owned(),
                         on_disk: n,
                         requested: r,
+                    });
+                }
+                if read_only {
+                    return found.ok_or_else(|| Error::NotACache {
+                        path: dir.to_owned(),
+                        reason: "no fanout is there (a read-only open creates nothing)".into(),
                     });
                 }
                 if let Some(n) = found {

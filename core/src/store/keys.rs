@@ -10,6 +10,18 @@ use crate::policy::Policy;
 impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     /// Iterates over all live keys of this namespace in byte order, a page at a time
     /// (no lock is held between pages: keys written meanwhile may or may not appear).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// for k in ["b", "a", "c"] { cache.set(k, b"")?; }
+    /// let keys: Vec<String> = cache.keys().collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, ["a", "b", "c"]);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// Reading a page can fail: the iterator then yields that error (the
+    /// [errors of every operation](Store#errors-of-every-operation)) and ends.
     pub fn keys(&self) -> Keys<'_, P, E> {
         self.keys_with_prefix("")
     }
@@ -35,7 +47,23 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     }
 
     /// One page of at most `limit` live keys starting with `prefix`, strictly after
-    /// `after` (a cursor: the last key of the previous page).
+    /// `after` (a cursor: the last key of the previous page), in byte order. A page
+    /// shorter than `limit` is the last one.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// for k in ["a", "b", "c"] { cache.set(k, b"")?; }
+    /// let first = cache.keys_page("", None, 2)?;
+    /// assert_eq!(first, ["a", "b"]);
+    /// let next = cache.keys_page("", first.last().map(String::as_str), 2)?;
+    /// assert_eq!(next, ["c"]);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Only the [errors of every operation](Store#errors-of-every-operation).
     pub fn keys_page(
         &self,
         prefix: &str,
@@ -57,17 +85,36 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     /// assert_eq!(cache.len()?, 1);
     /// # Ok::<(), sciqlop_cache::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// Only the [errors of every operation](Store#errors-of-every-operation).
     pub fn count_prefix(&self, prefix: &str) -> Result<u64> {
         self.engine.count_prefix(&self.ns, prefix)
     }
 
-    /// Removes every entry whose key starts with `prefix`, atomically; returns how many.
+    /// Removes every entry whose key starts with `prefix`, atomically (shard by shard in
+    /// a fanout); returns how many. See [`count_prefix`](Self::count_prefix) for an
+    /// example.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::ReadOnly`](crate::Error::ReadOnly): the store is read-only.
+    /// - [`Error::Busy`](crate::Error::Busy): another writer held the store for longer
+    ///   than the busy timeout.
+    /// - [`Error::InvalidArgument`](crate::Error::InvalidArgument): called inside a
+    ///   transaction of a [`Fanout`](crate::Fanout) shard (a prefix spans every shard).
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         self.engine.delete_prefix(&self.ns, prefix)
     }
 }
 
-/// Iterator over live keys, fetched a page at a time. Items are `Result<String>`.
+/// Iterator over live keys, fetched a page at a time, from [`Store::keys`] or
+/// [`Store::keys_with_prefix`]. Items are `Result<String>`: a page that cannot be read
+/// is one `Err` item (an error of [`keys_page`](Store::keys_page)), after which the
+/// iterator ends.
 pub struct Keys<'a, P: Policy, E: ?Sized + Engine> {
     store: &'a Store<P, E>,
     prefix: String,

@@ -11,6 +11,33 @@ use crate::{Error, Result};
 impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     /// Takes the cross-process lock `name`, waiting as long as it takes. The lock expires
     /// after `expire` even if its holder crashed; it is released when the guard drops.
+    /// Locks are not entries: they are not counted, listed or cleared. In a
+    /// [`Fanout`](crate::Fanout) the lock lives in the shard of `name`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// use std::time::Duration;
+    /// let guard = cache.lock("resource", Duration::from_secs(30))?;
+    /// assert!(cache.try_lock("resource", Duration::from_secs(30))?.is_none());
+    /// guard.release()?;
+    /// assert!(cache.try_lock("resource", Duration::from_secs(30))?.is_some());
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`try_lock`](Self::try_lock), from any attempt:
+    ///
+    /// - [`Error::KeyTooLong`]: `name` is longer than the maximum key length.
+    /// - [`Error::InvalidArgument`]: called inside a transaction.
+    /// - [`Error::ReadOnly`]: the store is read-only.
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    /// - [`Error::LockTimeout`]: only where there are no threads (a browser), which
+    ///   cannot wait: the lock was taken.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn lock(&self, name: &str, expire: Duration) -> Result<Lock<'_, P, E>> {
         self.lock_timeout(name, expire, Duration::MAX)
     }
@@ -22,6 +49,27 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     /// behind the guard's back. Take the lock first, then begin the transaction.
     /// Releasing a lock inside a transaction is fine: it is released when the
     /// transaction ends, whether it commits or not.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// use std::time::Duration;
+    /// let held = cache.try_lock("job", Duration::from_secs(60))?.expect("free");
+    /// assert!(cache.try_lock("job", Duration::from_secs(60))?.is_none());
+    /// drop(held);
+    /// assert!(cache.try_lock("job", Duration::from_secs(60))?.is_some());
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::KeyTooLong`]: `name` is longer than the maximum key length.
+    /// - [`Error::InvalidArgument`]: called inside a transaction.
+    /// - [`Error::ReadOnly`]: the store is read-only.
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn try_lock(&self, name: &str, expire: Duration) -> Result<Option<Lock<'_, P, E>>> {
         self.check_key(name)?;
         if self.engine.in_transaction() {
@@ -43,6 +91,30 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     }
 
     /// Takes the lock `name`, waiting at most `timeout` ([`Error::LockTimeout`]).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// use sciqlop_cache::Error;
+    /// use std::time::Duration;
+    /// let _held = cache.lock("resource", Duration::from_secs(30))?;
+    /// let wait = Duration::from_millis(10);
+    /// let again = cache.lock_timeout("resource", Duration::from_secs(30), wait);
+    /// assert!(matches!(again, Err(Error::LockTimeout { .. })));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::LockTimeout`]: the lock was still held by another owner after
+    ///   `timeout` (at once where there are no threads, as in a browser).
+    /// - [`Error::KeyTooLong`]: `name` is longer than the maximum key length.
+    /// - [`Error::InvalidArgument`]: called inside a transaction.
+    /// - [`Error::ReadOnly`]: the store is read-only.
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn lock_timeout(
         &self,
         name: &str,
@@ -93,7 +165,17 @@ impl<P: Policy, E: ?Sized + Engine> Lock<'_, P, E> {
         &self.name
     }
 
-    /// Releases the lock now.
+    /// Releases the lock now (inside a transaction: when the transaction ends,
+    /// committed or not). Unlike dropping the guard, it reports a failure.
+    ///
+    /// # Errors
+    ///
+    /// The lock is not released then (it expires at its time):
+    ///
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn release(mut self) -> Result<()> {
         self.released = true;
         self.store.engine.unlock(&self.name, &self.owner)

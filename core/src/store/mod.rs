@@ -62,6 +62,24 @@ pub type DefaultShardEngine = Arc<dyn Engine>;
 /// A store is `Send + Sync`: share it by reference or in an `Arc`. Several processes may
 /// open the same directory at once. A store is a view of one [namespace](Self::namespace)
 /// of its engine (the default one unless made with `namespace`).
+///
+/// # Errors of every operation
+///
+/// Every fallible method lists the variants particular to it under its own `# Errors`
+/// heading; any of them can also fail with these, on the SQLite engine (other engines
+/// report their own failures too, e.g. [`Error::Remote`], [`Error::QuotaExceeded`] or
+/// [`Error::Unsupported`] for what they cannot do):
+///
+/// - [`Error::Io`]: the operating system failed a read or a write (a full disk is an
+///   `Io` error of kind [`StorageFull`](std::io::ErrorKind::StorageFull)).
+/// - [`Error::Engine`]: SQLite failed in a way no more specific variant describes.
+/// - [`Error::Corrupt`]: the database is damaged ([`check`](Self::check) says where,
+///   [`salvage`](crate::salvage) copies out what is readable).
+/// - [`Error::TransactionAborted`]: the call ran inside a transaction that the database
+///   already rolled back after an earlier error (e.g. a full disk); retry the whole
+///   transaction.
+/// - [`Error::StoreChanged`]: a read of a read-only store opened at rest overlapped a
+///   write by another process; try again.
 pub struct Store<P: Policy, E: ?Sized + Engine = DefaultEngine> {
     engine: Arc<E>,
     ns: Namespace,
@@ -121,6 +139,28 @@ impl<P: Policy, E: ?Sized + Engine> std::fmt::Debug for Store<P, E> {
 #[cfg(feature = "sqlite")]
 impl<P: Policy> Store<P, crate::engine::sqlite::SqliteEngine> {
     /// Opens (creating if needed) the store in directory `path` with default settings.
+    ///
+    /// ```
+    /// use sciqlop_cache::Cache;
+    /// let dir = tempfile::tempdir()?;
+    /// let cache = Cache::open(dir.path().join("cache"))?;
+    /// assert!(cache.is_empty()?);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NotADirectory`]: `path` exists and is not a directory.
+    /// - [`Error::WrongKind`]: the directory holds a store of another kind, or a fanout.
+    /// - [`Error::NotACache`]: the directory holds another program's database or files
+    ///   (a store is made only in a new or empty directory).
+    /// - [`Error::ReadOnly`]: the store would have to be created (or its format
+    ///   upgraded) where this process cannot write.
+    /// - [`Error::Busy`]: another process held the database locked (creating it,
+    ///   switching it to WAL mode) for longer than the busy timeout.
+    /// - [`Error::Io`]: the directory cannot be created or looked into.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::builder().open(path)
     }
@@ -134,6 +174,10 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
 
     /// A store over an open engine, with `config`'s key and value limits. The engine's
     /// kind must be `P`'s ([`Error::WrongKind`] otherwise).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::WrongKind`]: the engine holds a store of another kind than `P`.
     pub fn from_engine(engine: Arc<E>, config: &Config) -> Result<Self> {
         let kind = engine.kind();
         if let Some(want) = P::KIND
@@ -195,6 +239,17 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     /// assert_eq!(cache.get("k")?.as_deref(), Some(&b"in the default namespace"[..]));
     /// # Ok::<(), sciqlop_cache::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::ReadOnly`]: the namespace does not exist yet and the store is
+    ///   read-only (an existing one opens for reading).
+    /// - [`Error::Busy`]: creating it waited longer than the busy timeout for another
+    ///   writer.
+    /// - [`Error::Unsupported`]: the engine has no named namespaces
+    ///   ([`Capabilities::namespaces`]).
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn namespace(&self, name: &str) -> Result<Self> {
         Ok(Store {
             engine: self.engine.clone(),
@@ -207,6 +262,18 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     }
 
     /// The names of every namespace of the store (`""`, the default one, first).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.namespace("sessions")?;
+    /// assert_eq!(cache.namespaces()?, ["", "sessions"]);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Only the [errors of every operation](Store#errors-of-every-operation).
     pub fn namespaces(&self) -> Result<Vec<String>> {
         Ok(self
             .engine
@@ -252,6 +319,27 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     }
 
     /// The value of `key`, or `None` if absent or expired.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// assert_eq!(cache.get("k")?, None);
+    /// cache.set("k", b"v")?;
+    /// assert_eq!(cache.get("k")?.as_deref(), Some(&b"v"[..]));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::KeyTooLong`]: `key` is longer than [`max_key_len`](Builder::max_key_len).
+    /// - [`Error::ValueFileMissing`]: the value lives in a file that is gone.
+    /// - [`Error::ValueFileTruncated`]: the value's file has another size than recorded.
+    /// - [`Error::ValueFileCorrupt`]: the value's file was changed since it was written
+    ///   (checked when [`verify_values`](Builder::verify_values) is on, the default).
+    /// - [`Error::ValueFileInvalid`]: the row names no value file of this store (a path
+    ///   outside it, a link, not a regular file).
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.check_key(key)?;
         self.engine.get(&self.ns, key)
@@ -267,6 +355,18 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     /// assert_eq!(cache.get_with("k", |v| v.len())?, Some(5));
     /// # Ok::<(), sciqlop_cache::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`get`](Self::get) (`f` is not called then):
+    ///
+    /// - [`Error::KeyTooLong`]: `key` is longer than the maximum.
+    /// - [`Error::ValueFileMissing`]: the value lives in a file that is gone.
+    /// - [`Error::ValueFileTruncated`]: the value's file has another size than recorded.
+    /// - [`Error::ValueFileCorrupt`]: the value's file was changed since it was written.
+    /// - [`Error::ValueFileInvalid`]: the row names no value file of this store.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn get_with<R>(&self, key: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         self.check_key(key)?;
         let mut f = Some(f);
@@ -286,6 +386,21 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     /// assert_eq!(v, [Some(b"1".to_vec()), None, Some(b"2".to_vec())]);
     /// # Ok::<(), sciqlop_cache::Error>(())
     /// ```
+    ///
+    /// The keys are read one after the other, not in one snapshot: a write by another
+    /// thread or process between two of them may be seen by the second only.
+    ///
+    /// # Errors
+    ///
+    /// The first error of reading any of the keys (then no value is returned):
+    ///
+    /// - [`Error::KeyTooLong`]: a key is longer than the maximum (checked before any read).
+    /// - [`Error::ValueFileMissing`]: a value lives in a file that is gone.
+    /// - [`Error::ValueFileTruncated`]: a value's file has another size than recorded.
+    /// - [`Error::ValueFileCorrupt`]: a value's file was changed since it was written.
+    /// - [`Error::ValueFileInvalid`]: a row names no value file of this store.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn get_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<Vec<Option<Vec<u8>>>> {
         let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
         keys.iter().try_for_each(|k| self.check_key(k))?;
@@ -293,6 +408,34 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     }
 
     /// Writes several entries in one transaction: all or none (per shard in a fanout).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.set_many([("a", &b"1"[..]), ("b", b"22"), ("c", b"")])?;
+    /// assert_eq!((cache.len()?, cache.size()?), (3, 3));
+    /// // Owned keys and values work too.
+    /// cache.set_many((0..3).map(|i| (format!("n/{i}"), i.to_string())))?;
+    /// assert_eq!(cache.count_prefix("n/")?, 3);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Nothing is written (of that shard, in a fanout: shards written before stay
+    /// written) when one of these happens:
+    ///
+    /// - [`Error::KeyTooLong`]: a key is longer than the maximum (checked before any
+    ///   write).
+    /// - [`Error::ValueTooLarge`]: a value is larger than
+    ///   [`max_value_size`](Builder::max_value_size) (checked before any write).
+    /// - [`Error::ReadOnly`]: the store is read-only (or its database cannot be written).
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    /// - [`Error::WrongShard`]: in a [`Fanout`](crate::Fanout) transaction, a key
+    ///   belongs to another shard (checked before any write).
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn set_many<K: AsRef<str>, V: AsRef<[u8]>>(
         &self,
         entries: impl IntoIterator<Item = (K, V)>,
@@ -319,6 +462,35 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     }
 
     /// Stores `value` under `key`, replacing any previous value (and its expiry and tag).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// use sciqlop_cache::{Error, SetOptions};
+    /// cache.set_with("k", b"old", &SetOptions::new().tag("t"))?;
+    /// cache.set("k", b"new")?;
+    /// assert_eq!(cache.get("k")?.as_deref(), Some(&b"new"[..]));
+    /// assert_eq!(cache.entry_info("k")?.expect("live").tag, None);
+    ///
+    /// let long_key = "k".repeat(5000); // over the 4096 bytes allowed by default
+    /// assert!(matches!(cache.set(&long_key, b"v"), Err(Error::KeyTooLong { .. })));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Nothing is written when one of these happens:
+    ///
+    /// - [`Error::KeyTooLong`]: `key` is longer than [`max_key_len`](Builder::max_key_len).
+    /// - [`Error::ValueTooLarge`]: `value` is larger than
+    ///   [`max_value_size`](Builder::max_value_size).
+    /// - [`Error::ReadOnly`]: the store is read-only (or its database cannot be written).
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    /// - [`Error::WrongShard`]: in a [`Fanout`](crate::Fanout) transaction, `key`
+    ///   belongs to another shard.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn set(&self, key: &str, value: impl AsRef<[u8]>) -> Result<()> {
         self.set_opts(key, value.as_ref(), &SetOptions::default())
     }
@@ -339,17 +511,85 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
 
     /// Stores `value` only if `key` is absent (an expired entry counts as absent).
     /// Atomic across threads and processes; returns whether it stored.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// assert!(cache.add("k", b"first")?);
+    /// assert!(!cache.add("k", b"second")?);
+    /// assert_eq!(cache.get("k")?.as_deref(), Some(&b"first"[..]));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::KeyTooLong`]: `key` is longer than the maximum.
+    /// - [`Error::ValueTooLarge`]: `value` is larger than the maximum.
+    /// - [`Error::ReadOnly`]: the store is read-only (or its database cannot be written).
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    /// - [`Error::WrongShard`]: in a [`Fanout`](crate::Fanout) transaction, `key`
+    ///   belongs to another shard.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn add(&self, key: &str, value: impl AsRef<[u8]>) -> Result<bool> {
         self.add_opts(key, value.as_ref(), &SetOptions::default())
     }
 
     /// Removes `key`; returns whether a live entry was removed.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.set("k", b"v")?;
+    /// assert!(cache.delete("k")?);
+    /// assert!(!cache.delete("k")?);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::KeyTooLong`]: `key` is longer than the maximum.
+    /// - [`Error::ReadOnly`]: the store is read-only.
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    /// - [`Error::WrongShard`]: in a [`Fanout`](crate::Fanout) transaction, `key`
+    ///   belongs to another shard.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn delete(&self, key: &str) -> Result<bool> {
         self.check_key(key)?;
         self.engine.delete(&self.ns, key)
     }
 
-    /// Removes `key` and returns its value, atomically.
+    /// Removes `key` and returns its value, atomically (`None`: it was absent or
+    /// expired).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.set("job", b"payload")?;
+    /// assert_eq!(cache.pop("job")?.as_deref(), Some(&b"payload"[..]));
+    /// assert_eq!(cache.pop("job")?, None);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Nothing is removed when one of these happens:
+    ///
+    /// - [`Error::KeyTooLong`]: `key` is longer than the maximum.
+    /// - [`Error::ReadOnly`]: the store is read-only.
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    /// - [`Error::WrongShard`]: in a [`Fanout`](crate::Fanout) transaction, `key`
+    ///   belongs to another shard.
+    /// - [`Error::ValueFileMissing`]: the value lives in a file that is gone.
+    /// - [`Error::ValueFileTruncated`]: the value's file has another size than recorded.
+    /// - [`Error::ValueFileCorrupt`]: the value's file was changed since it was written.
+    /// - [`Error::ValueFileInvalid`]: the row names no value file of this store.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn pop(&self, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.pop_entry(key)?.map(|(v, _)| v))
     }
@@ -365,18 +605,62 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     /// assert_eq!((value.as_slice(), info.tag.as_deref()), (&b"abc"[..], Some("t")));
     /// # Ok::<(), sciqlop_cache::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`get`](Self::get):
+    ///
+    /// - [`Error::KeyTooLong`]: `key` is longer than the maximum.
+    /// - [`Error::ValueFileMissing`]: the value lives in a file that is gone.
+    /// - [`Error::ValueFileTruncated`]: the value's file has another size than recorded.
+    /// - [`Error::ValueFileCorrupt`]: the value's file was changed since it was written.
+    /// - [`Error::ValueFileInvalid`]: the row names no value file of this store.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn get_entry(&self, key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>> {
         self.check_key(key)?;
         self.engine.get_entry(&self.ns, key)
     }
 
     /// Removes `key` and returns its value with its size, expiry and tag, atomically.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`pop`](Self::pop): nothing is removed when one of these happens.
+    ///
+    /// - [`Error::KeyTooLong`]: `key` is longer than the maximum.
+    /// - [`Error::ReadOnly`]: the store is read-only.
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    /// - [`Error::WrongShard`]: in a [`Fanout`](crate::Fanout) transaction, `key`
+    ///   belongs to another shard.
+    /// - [`Error::ValueFileMissing`]: the value lives in a file that is gone.
+    /// - [`Error::ValueFileTruncated`]: the value's file has another size than recorded.
+    /// - [`Error::ValueFileCorrupt`]: the value's file was changed since it was written.
+    /// - [`Error::ValueFileInvalid`]: the row names no value file of this store.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn pop_entry(&self, key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>> {
         self.check_key(key)?;
         self.engine.pop_entry(&self.ns, key)
     }
 
-    /// Whether `key` holds a live entry.
+    /// Whether `key` holds a live entry (its value is not read).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// assert!(!cache.contains("k")?);
+    /// cache.set("k", b"")?;
+    /// assert!(cache.contains("k")?);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::KeyTooLong`]: `key` is longer than the maximum.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn contains(&self, key: &str) -> Result<bool> {
         self.check_key(key)?;
         self.engine.contains(&self.ns, key)
@@ -395,22 +679,79 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     /// assert!(info.expire.is_some());
     /// # Ok::<(), sciqlop_cache::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::KeyTooLong`]: `key` is longer than the maximum.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn entry_info(&self, key: &str) -> Result<Option<EntryInfo>> {
         self.check_key(key)?;
         self.engine.info(&self.ns, key)
     }
 
-    /// Number of live entries of this namespace (exact; no table scan).
+    /// Number of live entries of this namespace (exact; no table scan). In a
+    /// [`Fanout`](crate::Fanout), the sum of the shards' counts, read one shard after
+    /// the other.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.set("a", b"12")?;
+    /// cache.set("b", b"345")?;
+    /// assert_eq!(cache.len()?, 2);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Only the [errors of every operation](Store#errors-of-every-operation).
     pub fn len(&self) -> Result<u64> {
         self.engine.len(&self.ns)
     }
 
     /// Whether the namespace holds no live entry.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// assert!(cache.is_empty()?);
+    /// cache.set("k", b"v")?;
+    /// assert!(!cache.is_empty()?);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Only the [errors of every operation](Store#errors-of-every-operation).
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
     }
 
     /// Removes every entry of this namespace, atomically; returns how many were removed.
+    /// Two exceptions: on a full disk, where even the store's reserve cannot hold the
+    /// whole deletion, it deletes in batches (readers may see a partly cleared
+    /// namespace); and a [`Fanout`](crate::Fanout) clears one shard after the other
+    /// (each shard atomically).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.set_many([("a", b"1"), ("b", b"2")])?;
+    /// assert_eq!(cache.clear()?, 2);
+    /// assert!(cache.is_empty()?);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::ReadOnly`]: the store is read-only.
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    /// - [`Error::InvalidArgument`]: called inside a transaction of a
+    ///   [`Fanout`](crate::Fanout) shard (a clear spans every shard).
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn clear(&self) -> Result<u64> {
         self.engine.clear(&self.ns)
     }
@@ -419,12 +760,73 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     /// expired) and returns the new value. Atomic across threads and processes. Counters
     /// are stored as ASCII decimal (see [`counter`](crate::counter)), keep their expiry
     /// and tag, and `incr` on any other value is [`Error::NotACounter`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// use sciqlop_cache::Error;
+    /// assert_eq!(cache.incr("hits", 5, 10)?, 15); // absent: default + delta
+    /// assert_eq!(cache.incr("hits", 1, 0)?, 16);
+    /// assert_eq!(cache.get("hits")?.as_deref(), Some(&b"16"[..]));
+    ///
+    /// cache.set("name", b"text")?;
+    /// assert!(matches!(cache.incr("name", 1, 0), Err(Error::NotACounter { .. })));
+    /// cache.set("top", i64::MAX.to_string())?;
+    /// assert!(matches!(cache.incr("top", 1, 0), Err(Error::CounterOverflow { .. })));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The counter is left as it was when one of these happens:
+    ///
+    /// - [`Error::NotACounter`]: the live value at `key` is not a counter.
+    /// - [`Error::CounterOverflow`]: the result does not fit in an `i64`.
+    /// - [`Error::KeyTooLong`]: `key` is longer than the maximum.
+    /// - [`Error::ReadOnly`]: the store is read-only.
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    /// - [`Error::WrongShard`]: in a [`Fanout`](crate::Fanout) transaction, `key`
+    ///   belongs to another shard.
+    /// - [`Error::ValueFileMissing`]: the counter lives in a file (a file threshold of
+    ///   a few bytes) that is gone; a damaged one is
+    ///   [`ValueFileTruncated`](Error::ValueFileTruncated),
+    ///   [`ValueFileCorrupt`](Error::ValueFileCorrupt) or
+    ///   [`ValueFileInvalid`](Error::ValueFileInvalid), as for [`get`](Self::get).
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn incr(&self, key: &str, delta: i64, default: i64) -> Result<i64> {
         self.check_key(key)?;
         self.engine.incr(&self.ns, key, i128::from(delta), default)
     }
 
-    /// Subtracts `delta` from the counter at `key`; see [`incr`](Self::incr).
+    /// Subtracts `delta` from the counter at `key` (created as `default - delta` when
+    /// absent or expired) and returns the new value; atomic, like [`incr`](Self::incr).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// assert_eq!(cache.decr("stock", 1, 10)?, 9); // absent: default - delta
+    /// assert_eq!(cache.decr("stock", 10, 0)?, -1);
+    /// assert_eq!(cache.get_counter("stock")?, Some(-1));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`incr`](Self::incr); the counter is left as it was:
+    ///
+    /// - [`Error::NotACounter`]: the live value at `key` is not a counter.
+    /// - [`Error::CounterOverflow`]: the result does not fit in an `i64`.
+    /// - [`Error::KeyTooLong`]: `key` is longer than the maximum.
+    /// - [`Error::ReadOnly`]: the store is read-only.
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    /// - [`Error::WrongShard`]: in a [`Fanout`](crate::Fanout) transaction, `key`
+    ///   belongs to another shard.
+    /// - [`Error::ValueFileMissing`]: the counter lives in a file that is gone.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn decr(&self, key: &str, delta: i64, default: i64) -> Result<i64> {
         self.check_key(key)?;
         self.engine.incr(&self.ns, key, -i128::from(delta), default)
@@ -432,6 +834,26 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
 
     /// The counter at `key`, or `None` when absent; [`Error::NotACounter`] when the value
     /// is not a counter.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// assert_eq!(cache.get_counter("n")?, None);
+    /// cache.set("n", b"42")?; // counters are ASCII decimal: this is one
+    /// assert_eq!(cache.get_counter("n")?, Some(42));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NotACounter`]: the live value at `key` is not a counter.
+    /// - [`Error::KeyTooLong`]: `key` is longer than the maximum.
+    /// - [`Error::ValueFileMissing`]: the value lives in a file that is gone.
+    /// - [`Error::ValueFileTruncated`]: the value's file has another size than recorded.
+    /// - [`Error::ValueFileCorrupt`]: the value's file was changed since it was written.
+    /// - [`Error::ValueFileInvalid`]: the row names no value file of this store.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn get_counter(&self, key: &str) -> Result<Option<i64>> {
         match self.get_with(key, crate::counter::decode)? {
             None => Ok(None),
@@ -443,29 +865,109 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     }
 
     /// Bytes of stored values of this namespace (expired entries count until purged).
+    /// Keys and the database's own overhead are not counted: see [`volume`](Self::volume).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.set("a", b"12")?;
+    /// cache.set("b", b"345")?;
+    /// assert_eq!(cache.size()?, 5);
+    /// assert!(cache.volume()? > cache.size()?);
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Only the [errors of every operation](Store#errors-of-every-operation).
     pub fn size(&self) -> Result<u64> {
         self.engine.size(&self.ns)
     }
 
     /// Bytes the whole store takes on disk (every namespace): the database, its WAL and
     /// shared-memory files, value files and the 1 MiB reserve (SQLite engine).
+    ///
+    /// # Errors
+    ///
+    /// Only the [errors of every operation](Store#errors-of-every-operation).
     pub fn volume(&self) -> Result<u64> {
         self.engine.volume()
     }
 
     /// Verifies the store: SQLite integrity, value files without rows, rows without
     /// (intact) files, recorded sizes, maintained totals. With `fix`, repairs what it
-    /// found (rows whose file is lost are removed).
+    /// found (rows whose file is lost are removed). A damaged database is reported in
+    /// [`CheckReport::sqlite_errors`], not as an error, and never repaired in place
+    /// ([`salvage`](crate::salvage) copies out what is readable). Holds the write lock
+    /// while it runs (a read-only store is checked in one read transaction). A
+    /// [`Fanout`](crate::Fanout) checks its shards one after the other and merges their
+    /// reports.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.set("k", b"v")?;
+    /// let report = cache.check(false)?;
+    /// assert!(report.ok && report.sqlite_integrity_ok);
+    /// assert_eq!((report.orphaned_files, report.dangling_rows), (0, 0));
+    /// assert!(cache.check(true)?.ok); // nothing to fix
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::ReadOnly`]: `fix` on a read-only store (without `fix`, a read-only
+    ///   store is checked).
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    /// - [`Error::Io`]: listing the value files, or removing an orphan one, failed.
+    /// - [`Error::Unsupported`]: the engine cannot check ([`Capabilities::check`]).
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn check(&self, fix: bool) -> Result<CheckReport> {
         self.engine.check(fix)
     }
 
     /// Stores a serde value (postcard encoding: compact, stable, documented).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.set_value("point", &(1.5f64, 2.5f64))?;
+    /// assert_eq!(cache.get_value::<(f64, f64)>("point")?, Some((1.5, 2.5)));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Nothing is written when one of these happens:
+    ///
+    /// - [`Error::Encode`]: `value` cannot be encoded.
+    /// - [`Error::KeyTooLong`]: `key` is longer than the maximum.
+    /// - [`Error::ValueTooLarge`]: the encoding is larger than the maximum.
+    /// - [`Error::ReadOnly`]: the store is read-only (or its database cannot be written).
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    /// - [`Error::WrongShard`]: in a [`Fanout`](crate::Fanout) transaction, `key`
+    ///   belongs to another shard.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn set_value<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
         self.set(key, encode(key, value)?)
     }
 
     /// Reads a serde value; [`Error::Decode`] when the stored bytes are not a `T`.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Decode`]: the stored bytes are not a `T`.
+    /// - [`Error::KeyTooLong`]: `key` is longer than the maximum.
+    /// - [`Error::ValueFileMissing`]: the value lives in a file that is gone.
+    /// - [`Error::ValueFileTruncated`]: the value's file has another size than recorded.
+    /// - [`Error::ValueFileCorrupt`]: the value's file was changed since it was written.
+    /// - [`Error::ValueFileInvalid`]: the row names no value file of this store.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn get_value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.get_with(key, |b| postcard::from_bytes::<T>(b))?
             .transpose()
@@ -477,7 +979,14 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
 
     /// Runs the upkeep the background thread does, now: flushes buffered recency
     /// updates, purges expired entries, evicts down to the size bound, deletes queued
-    /// value files.
+    /// value files. Does nothing on a read-only store.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn maintain(&self) -> Result<()> {
         self.engine.maintain()
     }
@@ -495,11 +1004,24 @@ impl<P: Policy, E: ?Sized + Engine> Store<P, E> {
     /// assert_eq!(cache.metadata("serializer")?, None);
     /// # Ok::<(), sciqlop_cache::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// Only the [errors of every operation](Store#errors-of-every-operation).
     pub fn metadata(&self, name: &str) -> Result<Option<String>> {
         self.engine.metadata(name)
     }
 
-    /// Sets the metadata value `name` (`None` removes it); see [`metadata`](Self::metadata).
+    /// Sets the metadata value `name` (`None` removes it), for every process that opens
+    /// the store; read it with [`metadata`](Self::metadata).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::ReadOnly`]: the store is read-only.
+    /// - [`Error::Busy`]: another writer held the store for longer than the busy
+    ///   timeout.
+    ///
+    /// Also the [errors of every operation](Store#errors-of-every-operation).
     pub fn set_metadata(&self, name: &str, value: Option<&str>) -> Result<()> {
         self.engine.set_metadata(name, value)
     }
@@ -525,13 +1047,38 @@ impl<P: Policy, E: Reopen> Store<P, E> {
     /// SQLite connections must not be used across `fork`, so the child calls `reopen`
     /// and uses the new handle. Dropping the inherited handle in the child is safe (it
     /// leaves the parent's connections and thread alone).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let cache = sciqlop_cache::Cache::open(dir.path())?;
+    /// cache.set("k", b"v")?;
+    /// let again = cache.reopen()?;
+    /// assert_eq!(again.get("k")?.as_deref(), Some(&b"v"[..]));
+    /// # Ok::<(), sciqlop_cache::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of opening the store (see [`Store::open`]), e.g.:
+    ///
+    /// - [`Error::Busy`]: another process held the database locked for longer than
+    ///   the busy timeout.
+    /// - [`Error::ReadOnly`]: the store must be recreated (its directory was removed)
+    ///   where this process cannot write.
+    /// - [`Error::Io`]: the directory cannot be looked into.
     pub fn reopen(&self) -> Result<Self> {
         Ok(self.with_engine(Arc::new(self.engine.reopen()?)))
     }
 }
 
 impl<P: Policy> Store<P, dyn Engine> {
-    /// Opens the same store again (see [`Store::reopen`]).
+    /// Opens the same store again, with the engine chosen at run time: a new,
+    /// independent handle on the same namespace (see [`Store::reopen`] for why, e.g.
+    /// after `fork`).
+    ///
+    /// # Errors
+    ///
+    /// Those of opening the store with its engine (see [`Store::open`]).
     pub fn reopen(&self) -> Result<Self> {
         Ok(self.with_engine(self.engine.reopen_dyn()?))
     }

@@ -53,12 +53,21 @@ pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
         })?;
         return Ok(finish(report, false));
     }
-    shared.write(true, |w| {
+    let outcome = shared.write(true, |w| {
         let found = inspect(shared, &w.conn, &mut report)?;
-        if fix {
+        if fix && report.sqlite_errors.is_empty() {
             let err = |e| shared.sql_err(e);
+            let names: HashMap<i64, String> = shared
+                .namespaces_on(&w.conn)?
+                .into_iter()
+                .map(|n| (n.id() as i64, n.name().to_owned()))
+                .collect();
             for (ns, key) in &found.dangling {
                 shared.exec(w, schema::DELETE_KEY.of_id(*ns), (ns, key))?;
+                report.removed_keys.push(match names.get(ns) {
+                    Some(n) if !n.is_empty() => format!("{n}/{key}"),
+                    _ => key.clone(),
+                });
             }
             for ((ns, key), actual) in &found.resize {
                 shared.exec(w, schema::SET_SIZE.of_id(*ns), (ns, key, actual))?;
@@ -70,7 +79,12 @@ pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
             to_remove.extend(found.stale_temps);
         }
         Ok(())
-    })?;
+    });
+    match outcome {
+        // Ending the transaction reports the damage again (nothing was written).
+        Err(Error::Corrupt { .. }) if !report.sqlite_errors.is_empty() => {}
+        r => r?,
+    }
     for p in &to_remove {
         // Not following links: a directory (or link) in a value file's place goes, never
         // what a link points to.
@@ -96,6 +110,10 @@ pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
 fn finish(mut report: CheckReport, fix: bool) -> CheckReport {
     let problems = report.orphaned_files + report.dangling_rows + report.size_mismatches > 0
         || !report.counters_consistent;
+    let damaged = !report.sqlite_errors.is_empty();
+    report.sqlite_integrity_ok &= !damaged;
+    // A damaged database is never repaired in place (salvage copies it out).
+    let fix = fix && !damaged;
     report.fixed = fix && problems;
     report.ok =
         report.sqlite_integrity_ok && (fix || !problems) && report.foreign_tables.is_empty();
@@ -103,12 +121,37 @@ fn finish(mut report: CheckReport, fix: bool) -> CheckReport {
 }
 
 /// Compares rows, files and totals on `conn` (inside a transaction), filling `report`.
+/// A damaged database is reported (SQLite's findings, where reading stopped), not an
+/// error.
 fn inspect(shared: &Shared, conn: &Connection, report: &mut CheckReport) -> Result<Findings> {
+    report.sqlite_errors = quick_check(conn);
+    report.sqlite_integrity_ok = report.sqlite_errors.is_empty();
+    match compare(shared, conn, report) {
+        Err(Error::Corrupt { detail, .. }) => {
+            report
+                .sqlite_errors
+                .push(format!("reading the rows stopped: {detail}"));
+            Ok(Findings::default())
+        }
+        r => r,
+    }
+}
+
+/// The first lines of `PRAGMA quick_check` (empty when it says `ok`).
+fn quick_check(conn: &Connection) -> Vec<String> {
+    let lines = conn.prepare("PRAGMA quick_check(20)").and_then(|mut st| {
+        st.query_map([], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+    });
+    match lines {
+        Ok(l) if l.len() == 1 && l[0] == "ok" => Vec::new(),
+        Ok(l) => l,
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+fn compare(shared: &Shared, conn: &Connection, report: &mut CheckReport) -> Result<Findings> {
     let err = |e| shared.sql_err(e);
-    let quick: String = conn
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(err)?;
-    report.sqlite_integrity_ok = quick == "ok";
     report.foreign_tables = schema::foreign_tables(conn).map_err(err)?;
 
     let mut referenced = HashSet::new();
@@ -132,12 +175,13 @@ fn inspect(shared: &Shared, conn: &Connection, report: &mut CheckReport) -> Resu
                     *file_size = file_size.wrapping_add(recorded as u64);
                     // Missing, truncated, changed (checksum), not one of ours, or
                     // not a regular file: the row cannot be served.
-                    if shared
-                        .files
-                        .verify_file(&f, recorded.max(0) as u64)
-                        .is_err()
-                    {
-                        dangling.push(id);
+                    match shared.files.verify_file(&f, recorded.max(0) as u64) {
+                        Ok(_) => {}
+                        Err(why) if why == "missing" => dangling.push(id),
+                        Err(_) => {
+                            report.damaged_files += 1;
+                            dangling.push(id);
+                        }
                     }
                     referenced.insert(f);
                 }

@@ -325,6 +325,9 @@ impl WalWatch {
 }
 
 fn tick(shared: &Shared) -> Result<()> {
+    // Files queued by another program's deletes (or left when opening found the write
+    // lock taken).
+    shared.drain_discarded()?;
     shared.flush_recency()?;
     shared.purge_expired()?;
     shared.evict()?;

@@ -18,6 +18,7 @@
 //! | `files` | the file tier (value files, temporary files, the reserve) |
 //! | `pin` | the read pin (reads skip their lock system calls while writes pause) |
 //! | `readonly` | stores this process cannot write: why, and reading one at rest |
+//! | `salvage` | copying what is readable out of a damaged database |
 //!
 //! Concurrency design:
 //! - one writer connection behind a re-entrant mutex (writes in a process are serialised
@@ -40,6 +41,7 @@ mod pin;
 mod pool;
 mod read;
 mod readonly;
+pub mod salvage;
 mod schema;
 mod upkeep;
 mod write;
@@ -375,8 +377,13 @@ impl SqliteEngine {
         shared.approx_size.store(initial as i64, Ordering::Relaxed);
         let writable = shared.read_only.is_none();
         if writable {
-            // Files queued by a crashed process or another program's deletes.
-            shared.drain_discarded()?;
+            // Files queued by a crashed process or another program's deletes: removed
+            // now unless another process holds the write lock (opening never waits for
+            // it); the maintenance thread then removes them.
+            let threads = PLATFORM.threads && !shared.config.maintenance_interval.is_zero();
+            if !threads || shared.write_lock_free()? {
+                shared.drain_discarded()?;
+            }
             if let Err(e) = shared.files.ensure_reserve() {
                 // A full disk: made later by the maintenance thread.
                 tracing::debug!(error = %e, "the reserve cannot be made yet");

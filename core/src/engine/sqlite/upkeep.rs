@@ -150,6 +150,29 @@ impl Shared {
         })
     }
 
+    /// Whether no other connection holds the write lock right now (asked without
+    /// waiting).
+    pub(crate) fn write_lock_free(&self) -> Result<bool> {
+        let guard = self.lock_writer()?;
+        let mut w = guard.borrow_mut();
+        w.conn
+            .busy_handler(None::<fn(i32) -> bool>)
+            .map_err(|e| self.sql_err(e))?;
+        let free = match w.conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {
+                let _ = w.conn.execute_batch("ROLLBACK");
+                true
+            }
+            Err(e) if super::errors::is_busy(&e) => false,
+            Err(e) => return Err(self.sql_err(e)),
+        };
+        let mut wait = connection::BusyWait::new(self.config.busy_timeout).noticing(self.notice());
+        w.conn
+            .busy_handler(Some(move |attempt| wait.retry(attempt)))
+            .map_err(|e| self.sql_err(e))?;
+        Ok(free)
+    }
+
     /// Remembers that the disk is full and wakes the maintenance thread to free space.
     pub(crate) fn note_disk_full(&self) {
         if !self.disk_full.swap(true, Ordering::SeqCst) {

@@ -225,6 +225,26 @@ impl SqliteEngine {
 
     pub(crate) fn optimistic(&self, reads: &[ReadCheck], writes: &[WriteOp]) -> Result<()> {
         let s = &*self.shared;
+        if writes.is_empty() && !s.in_tx_here() {
+            // Nothing to write (also on a read-only store): the reads must still hold,
+            // all at once, which one read transaction shows.
+            return s.read(|c| {
+                c.execute_batch("BEGIN").map_err(|e| s.sql_err(e))?;
+                let mut out = Ok(());
+                for r in reads {
+                    match s.version_on(c, &r.ns, &r.key) {
+                        Ok(v) if v == r.version => {}
+                        Ok(_) => out = Err(Error::Conflict),
+                        Err(e) => out = Err(e),
+                    }
+                    if out.is_err() {
+                        break;
+                    }
+                }
+                let _ = c.execute_batch("COMMIT");
+                out
+            });
+        }
         let now = s.now();
         let mut temps = Vec::with_capacity(writes.len());
         for op in writes {
@@ -272,6 +292,11 @@ impl SqliteEngine {
     pub(crate) fn set_bound(&self, bytes: u64) -> Result<()> {
         let s = &*self.shared;
         if !s.lru {
+            return Ok(());
+        }
+        if s.read_only.is_some() {
+            // Recorded, never enforced: a read-only store evicts nothing.
+            s.max_size.store(bytes, Ordering::Relaxed);
             return Ok(());
         }
         if bytes > 0 && s.max_size() == 0 {
