@@ -84,6 +84,7 @@
 //! [`Store::from_engine`], or is opened by location through [`engine::registry`].
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(clippy::missing_errors_doc)]
 // A build with no engine compiled in (for a third-party engine) leaves the helpers the
 // built-in engines share (time conversions, platform facts) unused.
 #![cfg_attr(not(any(feature = "sqlite", feature = "guest")), allow(dead_code))]

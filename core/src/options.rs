@@ -318,6 +318,26 @@ impl<P: Policy> Builder<P> {
     }
 
     /// Opens (creating if needed) the store in directory `path`, on the SQLite engine.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`SqliteEngine::open`](crate::SqliteEngine::open) with this builder's
+    /// kind (none for an [`AnyStore`](crate::AnyStore), which opens only an existing
+    /// store):
+    ///
+    /// - [`Error::NotADirectory`](crate::Error::NotADirectory): `path` exists and is not
+    ///   a directory.
+    /// - [`Error::WrongKind`](crate::Error::WrongKind): the directory holds a store of
+    ///   another kind, or a fanout.
+    /// - [`Error::NotACache`](crate::Error::NotACache): the directory holds another
+    ///   program's database or files, or (read-only, or an `AnyStore`) no store.
+    /// - [`Error::ReadOnly`](crate::Error::ReadOnly): the store would have to be created
+    ///   (or its format upgraded) where this process cannot write.
+    /// - [`Error::Busy`](crate::Error::Busy): another process held the database locked
+    ///   for longer than the busy timeout.
+    /// - [`Error::Io`](crate::Error::Io): the directory cannot be created or looked into.
+    /// - [`Error::Corrupt`](crate::Error::Corrupt),
+    ///   [`Error::Engine`](crate::Error::Engine): SQLite cannot read the database.
     #[cfg(feature = "sqlite")]
     pub fn open(
         self,
@@ -343,6 +363,17 @@ impl<P: Policy> Builder<P> {
     /// assert_eq!(any.get("k")?.as_deref(), Some(&b"v"[..]));
     /// # Ok::<(), sciqlop_cache::Error>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`registry::open_location`](crate::engine::registry::open_location): for
+    /// a directory those of [`open`](Self::open) (a fanout's shards' too), for a URL
+    /// those of its engine, and
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a URL scheme no
+    /// engine registered. Also:
+    ///
+    /// - [`Error::WrongKind`](crate::Error::WrongKind): the engine holds a store of
+    ///   another kind than this builder's.
     pub fn open_location(self, location: &str) -> Result<Store<P, dyn crate::Engine>> {
         let engine = crate::engine::registry::open_location(location, &self.config, P::KIND)?;
         Store::from_engine(engine, &self.config)

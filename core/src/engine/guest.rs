@@ -69,6 +69,14 @@ pub type Index = crate::Store<crate::IndexKind, GuestEngine>;
 impl GuestEngine {
     /// Opens the plugin's store `name` (the host may refuse it:
     /// [`Error::AccessDenied`]). Only inside a `wasm32-wasip2` component.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::AccessDenied`]: the host refuses the store `name` to this plugin.
+    /// - [`Error::QuotaExceeded`]: the plugin has as many stores open as the host allows.
+    /// - [`Error::InvalidArgument`]: the host rejects `name`.
+    /// - [`Error::Remote`]: the host failed to open the store.
+    /// - [`Error::Unsupported`]: called outside a `wasm32` component.
     pub fn open(name: &str) -> Result<Self> {
         if !cfg!(target_arch = "wasm32") {
             return Err(Error::Unsupported(
@@ -92,6 +100,11 @@ impl GuestEngine {
 
 impl<P: crate::Policy> crate::Store<P, GuestEngine> {
     /// Opens the plugin's store `name` on its host.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`GuestEngine::open`], and [`Error::WrongKind`] when `P` is not the
+    /// kind of the host's store (a guest store is a cache).
     pub fn open(name: &str) -> Result<Self> {
         crate::Store::from_engine(
             Arc::new(GuestEngine::open(name)?),

@@ -16,6 +16,19 @@ pub trait EngineFactory: Send + Sync {
     fn schemes(&self) -> &[&str];
     /// Opens the store at `location` (a URL of one of its schemes) with `config`; `kind`
     /// `None` opens an existing store of whatever kind it is.
+    ///
+    /// # Errors
+    ///
+    /// What the engine reports, with the variants the built-in engines use:
+    ///
+    /// - [`Error::InvalidArgument`]: `location` is not a valid location for the engine.
+    /// - [`Error::WrongKind`]: the store is of another kind than `kind`.
+    /// - [`Error::NotACache`]: what is at `location` is not a store, or no store is
+    ///   there and `kind` is `None` (or the config is read-only).
+    /// - [`Error::ReadOnly`]: the store would have to be created or changed where it
+    ///   cannot be written.
+    /// - [`Error::Remote`], [`Error::Engine`]: the engine (a server) failed or cannot
+    ///   be reached.
     fn open(&self, location: &str, config: &Config, kind: Option<Kind>) -> Result<Arc<dyn Engine>>;
 }
 
@@ -44,6 +57,16 @@ pub fn scheme_of(location: &str) -> Option<&str> {
 /// Opens the engine of `location`: a URL of a registered scheme, or a directory
 /// (`file://` optional) holding a store or a fanout (a missing directory becomes a new
 /// store of `kind`).
+///
+/// # Errors
+///
+/// - [`Error::InvalidArgument`]: the scheme of `location` is not registered (or, in a
+///   build without the SQLite engine, `location` is a directory).
+/// - For a directory, those of [`Builder::open`](crate::Builder::open): e.g.
+///   [`Error::NotADirectory`], [`Error::WrongKind`], [`Error::NotACache`] (also for a
+///   missing directory when `kind` is `None`, and for shard directories without a
+///   fanout marker), [`Error::ReadOnly`], [`Error::Busy`].
+/// - For a URL, those of its factory's [`open`](EngineFactory::open).
 pub fn open_location(
     location: &str,
     config: &Config,

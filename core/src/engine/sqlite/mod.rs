@@ -233,6 +233,21 @@ impl SqliteEngine {
     /// Nothing is created or changed on disk before the directory is known to hold
     /// one of our stores (or nothing at all): a directory of another program is
     /// refused untouched.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::NotADirectory`]: `dir` exists and is not a directory.
+    /// - [`Error::WrongKind`]: the store is of another kind than `kind`, or `dir` holds
+    ///   a fanout.
+    /// - [`Error::NotACache`]: `dir` holds another program's database or files (a store
+    ///   is made only in a new or empty directory), its `data/` is not a directory, or
+    ///   no store is there and `kind` is `None` or the config is read-only.
+    /// - [`Error::ReadOnly`]: the store would have to be created, switched to WAL mode
+    ///   or upgraded from an older format where this process cannot write.
+    /// - [`Error::Busy`]: another process held the database locked (creating or
+    ///   upgrading it, switching it to WAL mode) for longer than the busy timeout.
+    /// - [`Error::Io`]: `dir` or its value directories cannot be created or looked into.
+    /// - [`Error::Corrupt`], [`Error::Engine`]: SQLite cannot read the database.
     pub fn open(dir: &Path, config: Config, kind: Option<Kind>) -> Result<Self> {
         let mut config = config;
         if !PLATFORM.files {
