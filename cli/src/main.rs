@@ -10,6 +10,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use sciqlop_cache::{CheckReport, SetOptions};
+use sciqlop_cache_tooling::usage;
 use serde_json::json;
 use sqcache::human;
 use sqcache::migrate::{self, MigrateOptions, PickledValues};
@@ -291,108 +292,8 @@ fn entry_json(key: &str, info: &sciqlop_cache::EntryInfo) -> serde_json::Value {
     json!({"key": key, "size": info.size, "expire": expire, "tag": info.tag})
 }
 
-/// A mistake in how the tool was called, found after parsing (exit code 2).
-#[derive(Debug)]
-struct Usage(String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Usage {}
-
-fn usage(msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Usage(msg.into()))
-}
-
 fn main() -> ExitCode {
-    std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_owned());
-        eprintln!("error: internal error: {msg}");
-    }));
-    // Known before parsing, so that a usage error is JSON too under --json.
-    let json = std::env::args_os().any(|a| a == "--json");
-    let outcome = std::panic::catch_unwind(|| match Cli::try_parse() {
-        Ok(cli) => run(&cli),
-        Err(e) if !e.use_stderr() => {
-            // --help, --version.
-            let _ = e.print();
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) if json => {
-            // Clap's message up to its usage and tips, in one line.
-            let text = e.to_string();
-            let message: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
-            json_error(message.join(" ").trim_start_matches("error: "), 2);
-            Ok(ExitCode::from(2))
-        }
-        Err(e) => {
-            let _ = e.print();
-            Ok(ExitCode::from(2))
-        }
-    });
-    match outcome {
-        Ok(Ok(code)) => code,
-        Ok(Err(e)) => {
-            if is_broken_pipe(&e) {
-                // The reader went away (`sqcache ls DIR | head`): not an error.
-                return ExitCode::SUCCESS;
-            }
-            let code = if e.is::<Usage>() { 2 } else { 1 };
-            if json {
-                json_error(&sentence(&e), code);
-            } else {
-                eprintln!("error: {}", sentence(&e));
-            }
-            ExitCode::from(code)
-        }
-        Err(_) => ExitCode::from(1),
-    }
-}
-
-/// Prints an error as `{"error": …, "exit_code": …}` on stdout (under --json), and the
-/// plain message on stderr for a person watching.
-fn json_error(message: &str, code: u8) {
-    let v = json!({"error": message, "exit_code": code});
-    let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer_pretty(&mut out, &v);
-    let _ = writeln!(out);
-    eprintln!("error: {message}");
-}
-
-/// Whether writing the output failed because its reader closed the pipe.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            || c.downcast_ref::<serde_json::Error>()
-                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
-    })
-}
-
-/// The error and its causes in one line, without repeating a cause that the message
-/// already includes.
-fn sentence(e: &anyhow::Error) -> String {
-    let mut out = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !out.contains(&c) {
-            out.push_str(": ");
-            out.push_str(&c);
-        }
-    }
-    out
+    sciqlop_cache_tooling::main::<Cli>(sciqlop_cache_tooling::json_requested(), |cli| run(&cli))
 }
 
 struct Ctx<'a> {

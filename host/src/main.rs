@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use sciqlop_cache_host::{ConfigFile, HostConfig, HostError, PluginHost};
+use sciqlop_cache_tooling::usage;
 use serde_json::json;
 
 /// Run sciqlop-cache WebAssembly plugins with per-plugin scoped caches.
@@ -88,22 +89,6 @@ fn parse_repeat(s: &str) -> Result<u32, String> {
     }
 }
 
-/// A mistake in how the tool was called, found after parsing (exit code 2).
-#[derive(Debug)]
-struct Usage(String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Usage {}
-
-fn usage(msg: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Usage(msg.into()))
-}
-
 /// A host error, as a usage error when it is about a name given on the command line.
 fn host_err(e: HostError) -> anyhow::Error {
     match e {
@@ -118,97 +103,9 @@ fn host_err(e: HostError) -> anyhow::Error {
 }
 
 fn main() -> ExitCode {
-    std::panic::set_hook(Box::new(|info| {
-        let msg = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_owned());
-        eprintln!("error: internal error: {msg}");
-    }));
-    // Known before parsing, so that a usage error is JSON too under --json; what follows
-    // `--` is the plugin's.
-    let json = std::env::args_os()
-        .skip(1)
-        .take_while(|a| a != "--")
-        .any(|a| a == "--json");
-    let outcome = std::panic::catch_unwind(|| match Cli::try_parse() {
-        Ok(cli) => run(cli).map_err(|e| Failure(Some(e))),
-        Err(e) if !e.use_stderr() => {
-            // --help, --version.
-            let _ = e.print();
-            Ok(())
-        }
-        Err(e) if json => {
-            // Clap's message up to its usage and tips, in one line.
-            let text = e.to_string();
-            let message: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
-            json_error(message.join(" ").trim_start_matches("error: "), 2);
-            Err(Failure(None))
-        }
-        Err(e) => {
-            let _ = e.print();
-            Err(Failure(None))
-        }
-    });
-    match outcome {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        // A clap error, already printed.
-        Ok(Err(Failure(None))) => ExitCode::from(2),
-        Ok(Err(Failure(Some(e)))) => {
-            if is_broken_pipe(&e) {
-                // The reader went away (`sciqlop-cache-host keys … | head`): not an error.
-                return ExitCode::SUCCESS;
-            }
-            let code = if e.is::<Usage>() { 2 } else { 1 };
-            if json {
-                json_error(&sentence(&e), code);
-            } else {
-                eprintln!("error: {}", sentence(&e));
-            }
-            ExitCode::from(code)
-        }
-        Err(_) => ExitCode::from(1),
-    }
-}
-
-/// Why `main` fails: an error to print, or `None` for a command-line error clap printed.
-struct Failure(Option<anyhow::Error>);
-
-/// Prints an error as `{"error": …, "exit_code": …}` on stdout (under --json), and the
-/// plain message on stderr for a person watching.
-fn json_error(message: &str, code: u8) {
-    let v = json!({"error": message, "exit_code": code});
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{}", pretty(&v));
-    eprintln!("error: {message}");
-}
-
-/// Whether writing the output failed because its reader closed the pipe.
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    sciqlop_cache_tooling::main::<Cli>(sciqlop_cache_tooling::json_requested(), |cli| {
+        run(cli).map(|()| ExitCode::SUCCESS)
     })
-}
-
-/// The error and its causes in one line, without repeating a cause that the message
-/// already includes.
-fn sentence(e: &anyhow::Error) -> String {
-    let mut out = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !out.contains(&c) {
-            out.push_str(": ");
-            out.push_str(&c);
-        }
-    }
-    out
 }
 
 /// Writes `text` and a newline to stdout, flushed (a plugin that is a command writes to
