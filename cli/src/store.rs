@@ -231,16 +231,14 @@ impl fmt::Debug for Settings {
 
 static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
 
-/// Sets how every later open behaves (the first call wins).
+/// Sets how every later open behaves: call it before opening anything (the first call,
+/// or the first open, fixes the settings).
 pub fn set_settings(s: Settings) {
     let _ = SETTINGS.set(s);
 }
 
 fn settings() -> &'static Settings {
-    static DEFAULT: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
-    SETTINGS
-        .get()
-        .unwrap_or_else(|| DEFAULT.get_or_init(Settings::default))
+    SETTINGS.get_or_init(Settings::default)
 }
 
 /// `b` with the tool's [`Settings`].

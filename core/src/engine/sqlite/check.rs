@@ -45,12 +45,7 @@ pub(crate) fn check(shared: &Shared, fix: bool) -> Result<CheckReport> {
         if fix {
             return Err(ro.error());
         }
-        shared.read(|c| {
-            c.execute_batch("BEGIN").map_err(|e| shared.sql_err(e))?;
-            let out = inspect(shared, c, &mut report);
-            let _ = c.execute_batch("COMMIT");
-            out
-        })?;
+        shared.read_snapshot(|c| inspect(shared, c, &mut report))?;
         return Ok(finish(report, false));
     }
     let outcome = shared.write(true, |w| {
@@ -111,7 +106,7 @@ fn finish(mut report: CheckReport, fix: bool) -> CheckReport {
     let problems = report.orphaned_files + report.dangling_rows + report.size_mismatches > 0
         || !report.counters_consistent;
     let damaged = !report.sqlite_errors.is_empty();
-    report.sqlite_integrity_ok &= !damaged;
+    report.sqlite_integrity_ok = !damaged;
     // A damaged database is never repaired in place (salvage copies it out).
     let fix = fix && !damaged;
     report.fixed = fix && problems;
@@ -124,8 +119,7 @@ fn finish(mut report: CheckReport, fix: bool) -> CheckReport {
 /// A damaged database is reported (SQLite's findings, where reading stopped), not an
 /// error.
 fn inspect(shared: &Shared, conn: &Connection, report: &mut CheckReport) -> Result<Findings> {
-    report.sqlite_errors = quick_check(conn);
-    report.sqlite_integrity_ok = report.sqlite_errors.is_empty();
+    report.sqlite_errors = check_lines(conn, "quick_check");
     match compare(shared, conn, report) {
         Err(Error::Corrupt { detail, .. }) => {
             report
@@ -137,12 +131,15 @@ fn inspect(shared: &Shared, conn: &Connection, report: &mut CheckReport) -> Resu
     }
 }
 
-/// The first lines of `PRAGMA quick_check` (empty when it says `ok`).
-fn quick_check(conn: &Connection) -> Vec<String> {
-    let lines = conn.prepare("PRAGMA quick_check(20)").and_then(|mut st| {
-        st.query_map([], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-    });
+/// The first lines SQLite's `PRAGMA quick_check` or `integrity_check` reports (empty
+/// when it says `ok`).
+pub(crate) fn check_lines(conn: &Connection, pragma: &str) -> Vec<String> {
+    let lines = conn
+        .prepare(&format!("PRAGMA {pragma}(20)"))
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        });
     match lines {
         Ok(l) if l.len() == 1 && l[0] == "ok" => Vec::new(),
         Ok(l) => l,

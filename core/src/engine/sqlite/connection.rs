@@ -238,10 +238,23 @@ pub(crate) fn passive_checkpoint(conn: &Connection) -> rusqlite::Result<bool> {
 /// is on it now; true when done. Never waits (the connection's busy handler is off for
 /// the call).
 pub(crate) fn try_truncate_wal(conn: &mut Connection) -> rusqlite::Result<bool> {
+    without_waiting(
+        conn,
+        BusyWait::new(super::maintenance::CHECKPOINT_WAIT),
+        truncate_wal,
+    )
+}
+
+/// Runs `f` with the connection's busy handler off (a lock taken elsewhere fails at
+/// once), then gives it `restore` as its busy handler.
+pub(crate) fn without_waiting<T>(
+    conn: &mut Connection,
+    mut restore: BusyWait,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
     conn.busy_handler(None::<fn(i32) -> bool>)?;
-    let r = truncate_wal(conn);
-    let mut wait = BusyWait::new(super::maintenance::CHECKPOINT_WAIT);
-    conn.busy_handler(Some(move |attempt| wait.retry(attempt)))?;
+    let r = f(conn);
+    conn.busy_handler(Some(move |attempt| restore.retry(attempt)))?;
     r
 }
 

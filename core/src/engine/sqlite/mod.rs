@@ -311,17 +311,16 @@ impl SqliteEngine {
         }
         let signal = Arc::new(Signal::default());
         let pin = Arc::new(ReadPin::default());
-        let mut read_only = if PLATFORM.files {
-            db_path
-                .exists()
-                .then(|| ReadOnlyState::detect(dir, &db_path, &config))
-                .flatten()
+        // Only an existing store can be read-only (a read-only open of a missing one
+        // was refused above); without files, only on request.
+        let existing = if PLATFORM.files {
+            db_path.exists()
         } else {
-            config
-                .read_only
-                .then(|| ReadOnlyState::detect(dir, &db_path, &config))
-                .flatten()
+            config.read_only
         };
+        let mut read_only = existing
+            .then(|| ReadOnlyState::detect(dir, &db_path, &config))
+            .flatten();
         let mut conn = match read_only.as_mut() {
             Some(ro) => ro.open_first(&db_path, &config)?,
             None => connection::open(
@@ -391,12 +390,15 @@ impl SqliteEngine {
         let initial = shared.read(|c| shared.totals(c, None))?.1;
         shared.approx_size.store(initial as i64, Ordering::Relaxed);
         let writable = shared.read_only.is_none();
+        // Every kind has the thread (for checkpoints at least) where threads exist; a
+        // read-only store has nothing for it to do.
+        let threaded =
+            writable && PLATFORM.threads && !shared.config.maintenance_interval.is_zero();
         if writable {
             // Files queued by a crashed process or another program's deletes: removed
             // now unless another process holds the write lock (opening never waits for
             // it); the maintenance thread then removes them.
-            let threads = PLATFORM.threads && !shared.config.maintenance_interval.is_zero();
-            if !threads || shared.write_lock_free()? {
+            if !threaded || shared.write_lock_free()? {
                 shared.drain_discarded()?;
             }
             if let Err(e) = shared.files.ensure_reserve() {
@@ -404,15 +406,12 @@ impl SqliteEngine {
                 tracing::debug!(error = %e, "the reserve cannot be made yet");
             }
         }
-        // Every kind has the thread (for checkpoints at least) where threads exist; a
-        // read-only store has nothing for it to do.
-        let maintenance =
-            if writable && PLATFORM.threads && !shared.config.maintenance_interval.is_zero() {
-                shared.threaded.store(true, Ordering::Relaxed);
-                Some(Maintenance::start(shared.clone())?)
-            } else {
-                None
-            };
+        let maintenance = if threaded {
+            shared.threaded.store(true, Ordering::Relaxed);
+            Some(Maintenance::start(shared.clone())?)
+        } else {
+            None
+        };
         let engine = SqliteEngine {
             shared,
             maintenance,
@@ -512,10 +511,7 @@ fn open_schema(
                 path: err.path().to_owned(),
                 reason: format!(
                     "the store is in an older format, upgraded when opened once with write access ({})",
-                    match ro.error() {
-                        Error::ReadOnly { reason, .. } => reason,
-                        e => e.to_string(),
-                    }
+                    ro.reason()
                 ),
             });
         }

@@ -67,6 +67,16 @@ impl Shared {
         self.checked_read(generation, out)
     }
 
+    /// Runs `f` inside one read transaction (one snapshot for all its statements).
+    pub(crate) fn read_snapshot<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.read(|c| {
+            c.execute_batch("BEGIN").map_err(|e| self.sql_err(e))?;
+            let out = f(c);
+            let _ = c.execute_batch("COMMIT");
+            out
+        })
+    }
+
     /// A read's result, refused if a read-only store at rest changed under it.
     #[inline]
     fn checked_read<T>(&self, generation: u64, out: Result<T>) -> Result<T> {

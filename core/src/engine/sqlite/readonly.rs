@@ -119,6 +119,11 @@ impl ReadOnlyState {
         None
     }
 
+    /// Why the store is read-only.
+    pub(crate) fn reason(&self) -> &str {
+        &self.reason
+    }
+
     /// The error every write gets.
     pub(crate) fn error(&self) -> Error {
         Error::ReadOnly {

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql};
 
+use super::check::check_lines;
 use super::files::FileTier;
 use super::{SqliteEngine, schema};
 use crate::engine::{Engine, Namespace};
@@ -54,8 +55,6 @@ pub struct LostRange {
     pub before: Option<String>,
 }
 
-/// Lines of SQLite's integrity report kept.
-const ERROR_LINES: usize = 20;
 /// Rows read per query.
 const BATCH: usize = 256;
 
@@ -77,7 +76,7 @@ pub fn salvage(src: &Path, dst: Option<&Path>) -> Result<SalvageReport> {
     }
     let conn = open_raw(&db)?;
     let mut report = SalvageReport {
-        sqlite_errors: integrity_lines(&conn),
+        sqlite_errors: check_lines(&conn, "integrity_check"),
         ..SalvageReport::default()
     };
     let kind = match conn
@@ -217,23 +216,6 @@ fn open_raw(db: &Path) -> Result<Connection> {
     Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI).map_err(not_open)
 }
 
-/// The first lines of `PRAGMA integrity_check` (empty when it says `ok`).
-pub(crate) fn integrity_lines(conn: &Connection) -> Vec<String> {
-    let mut out = Vec::new();
-    let lines = conn
-        .prepare(&format!("PRAGMA integrity_check({ERROR_LINES})"))
-        .and_then(|mut st| {
-            st.query_map([], |r| r.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        });
-    match lines {
-        Ok(l) if l.len() == 1 && l[0] == "ok" => {}
-        Ok(l) => out.extend(l),
-        Err(e) => out.push(e.to_string()),
-    }
-    out
-}
-
 fn new_store(dst: &Path, kind: Kind) -> Result<SqliteEngine> {
     if std::fs::read_dir(dst).is_ok_and(|mut d| d.next().is_some()) {
         return Err(Error::InvalidArgument(format!(
@@ -257,6 +239,10 @@ struct Row {
 struct Table {
     ns: i64,
 }
+
+/// A stretch of lost keys: after the first (`None`: from the start), before the second
+/// (`None`: to the end).
+type Lost = (Option<String>, Option<String>);
 
 /// Text bound as bytes (a probe between two keys need not be valid UTF-8; SQLite
 /// compares text bytewise).
@@ -330,12 +316,11 @@ impl Table {
     }
 
     /// Calls `each` for every readable row in key order; returns the lost stretches.
-    #[allow(clippy::type_complexity)]
     fn scan(
         &self,
         conn: &Connection,
         each: &mut dyn FnMut(Row) -> Result<()>,
-    ) -> Result<Vec<(Option<String>, Option<String>)>> {
+    ) -> Result<Vec<Lost>> {
         let mut lost = Vec::new();
         // Rows are read from `from` on (`inclusive`: `>=`, else `>`).
         let mut from: Vec<u8> = Vec::new();

@@ -155,22 +155,15 @@ impl Shared {
     pub(crate) fn write_lock_free(&self) -> Result<bool> {
         let guard = self.lock_writer()?;
         let mut w = guard.borrow_mut();
-        w.conn
-            .busy_handler(None::<fn(i32) -> bool>)
-            .map_err(|e| self.sql_err(e))?;
-        let free = match w.conn.execute_batch("BEGIN IMMEDIATE") {
-            Ok(()) => {
-                let _ = w.conn.execute_batch("ROLLBACK");
-                true
+        let restore = connection::BusyWait::new(self.config.busy_timeout).noticing(self.notice());
+        connection::without_waiting(&mut w.conn, restore, |c| {
+            match c.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => c.execute_batch("ROLLBACK").map(|()| true),
+                Err(e) if super::errors::is_busy(&e) => Ok(false),
+                Err(e) => Err(e),
             }
-            Err(e) if super::errors::is_busy(&e) => false,
-            Err(e) => return Err(self.sql_err(e)),
-        };
-        let mut wait = connection::BusyWait::new(self.config.busy_timeout).noticing(self.notice());
-        w.conn
-            .busy_handler(Some(move |attempt| wait.retry(attempt)))
-            .map_err(|e| self.sql_err(e))?;
-        Ok(free)
+        })
+        .map_err(|e| self.sql_err(e))
     }
 
     /// Remembers that the disk is full and wakes the maintenance thread to free space.

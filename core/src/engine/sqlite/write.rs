@@ -228,21 +228,13 @@ impl SqliteEngine {
         if writes.is_empty() && !s.in_tx_here() {
             // Nothing to write (also on a read-only store): the reads must still hold,
             // all at once, which one read transaction shows.
-            return s.read(|c| {
-                c.execute_batch("BEGIN").map_err(|e| s.sql_err(e))?;
-                let mut out = Ok(());
+            return s.read_snapshot(|c| {
                 for r in reads {
-                    match s.version_on(c, &r.ns, &r.key) {
-                        Ok(v) if v == r.version => {}
-                        Ok(_) => out = Err(Error::Conflict),
-                        Err(e) => out = Err(e),
-                    }
-                    if out.is_err() {
-                        break;
+                    if s.version_on(c, &r.ns, &r.key)? != r.version {
+                        return Err(Error::Conflict);
                     }
                 }
-                let _ = c.execute_batch("COMMIT");
-                out
+                Ok(())
             });
         }
         let now = s.now();
