@@ -12,6 +12,7 @@ mod python;
 mod report;
 mod stats;
 mod workloads;
+mod writers;
 
 use std::path::{Path, PathBuf};
 
@@ -78,6 +79,9 @@ enum Cmd {
     Concurrency(Common),
     /// A guest's get/set through the wasm plugin host vs native, and instantiation time.
     Plugin(Common),
+    /// Autocommit sets from 1…8 threads (group commit on and off), 8 plugins, 1…8
+    /// processes (ours and diskcache's), and gets while 4 threads write: writers.md.
+    Writers(Common),
     /// Rebuilds results.csv, the charts and table.md from <out>/raw/*.csv.
     Report {
         #[arg(long, default_value = "bench-results")]
@@ -115,6 +119,7 @@ fn main() -> Result<()> {
         Cmd::Batch(c) => run(&c, &["batch"]),
         Cmd::Concurrency(c) => run(&c, &["concurrency"]),
         Cmd::Plugin(c) => run(&c, &["plugin"]),
+        Cmd::Writers(c) => run_writers(&c),
         Cmd::Report { out } => report::report(&out),
         Cmd::Worker {
             imp,
@@ -124,6 +129,32 @@ fn main() -> Result<()> {
             start_at_us,
         } => workloads::worker_main(&imp, &dir, id, ops, start_at_us),
     }
+}
+
+/// The `writers` workload (its own table: throughput and max latency).
+fn run_writers(c: &Common) -> Result<()> {
+    let work_parent = c.work_dir.clone().unwrap_or_else(|| c.out.clone());
+    std::fs::create_dir_all(&work_parent)?;
+    let work = tempfile::Builder::new()
+        .prefix("work-")
+        .tempdir_in(&work_parent)
+        .context("creating the work directory")?;
+    let python = if c.skip_python {
+        None
+    } else {
+        let venv = c.venv.clone().unwrap_or_else(python::default_venv);
+        Some(python::ensure_venv(&venv)?)
+    };
+    let wasm = plugin::locate(c.guest_dir.as_deref())?;
+    let plugins = |root: &Path, n: usize, ops: usize| plugin::concurrent_sets(&wasm, root, n, ops);
+    std::fs::write(c.out.join("machine.txt"), machine(c)).ok();
+    writers::run(
+        &c.out,
+        work.path(),
+        &writers::WritersPlan::new(c.quick),
+        python.as_deref(),
+        Some(&plugins),
+    )
 }
 
 fn load() -> String {

@@ -345,3 +345,65 @@ pub fn plugin(
         plan.plugin_reps
     ))
 }
+
+/// `plugins` plugins of one host (the component `wasm`, each its own scope under
+/// `root`) each running a guest loop of `ops` sets at the same time: the wall time, and
+/// each plugin's mean ns per set.
+pub fn concurrent_sets(
+    wasm: &Path,
+    root: &Path,
+    plugins: usize,
+    ops: usize,
+) -> Result<(Duration, Vec<u64>)> {
+    let mut cfg = HostConfig::new(root);
+    cfg.inherit_stdio = false;
+    let mut h = PluginHost::new(cfg).context("creating the plugin host")?;
+    let names: Vec<String> = (0..plugins).map(|i| format!("p{i}")).collect();
+    for n in &names {
+        h.load_file(n, wasm, PluginPolicy::default())
+            .with_context(|| format!("loading {}", wasm.display()))?;
+    }
+    let args = |n: usize| -> Vec<String> {
+        [
+            "set-loop",
+            STORE,
+            SET_KEY,
+            &n.to_string(),
+            &VALUE_LEN.to_string(),
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect()
+    };
+    // Warm-up: each plugin's instance and store are made before the clock starts.
+    for n in &names {
+        ensure!(
+            h.run(n, &args(1))? == "ok:1",
+            "plugin {n}: warm-up set-loop failed"
+        );
+    }
+    let barrier = std::sync::Barrier::new(plugins);
+    let t = Instant::now();
+    let per_set = std::thread::scope(|s| {
+        let hs: Vec<_> = names
+            .iter()
+            .map(|n| {
+                let (h, barrier, args) = (&h, &barrier, &args);
+                s.spawn(move || -> Result<u64> {
+                    barrier.wait();
+                    let t = Instant::now();
+                    let out = h.run(n, &args(ops))?;
+                    ensure!(out == format!("ok:{ops}"), "plugin {n}: set-loop: {out}");
+                    Ok(t.elapsed().as_nanos() as u64 / ops as u64)
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a plugin thread panicked"))?
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    Ok((t.elapsed(), per_set))
+}

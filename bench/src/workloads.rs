@@ -398,11 +398,7 @@ pub fn concurrency(imp: &str, plan: &Plan, work: &Path, out: &mut CsvOut) -> Res
         let children = (0..w)
             .map(|id| {
                 std::process::Command::new(&exe)
-                    .args(["worker", "--impl", imp, "--id", &id.to_string()])
-                    .args(["--ops", &plan.conc_ops.to_string()])
-                    .args(["--start-at-us", &start_at.as_micros().to_string()])
-                    .arg("--dir")
-                    .arg(&dir)
+                    .args(worker_main_args(imp, &dir, id, plan.conc_ops, start_at))
                     .stdout(std::process::Stdio::piped())
                     .spawn()
                     .context("spawning a worker")
@@ -418,6 +414,27 @@ pub fn concurrency(imp: &str, plan: &Plan, work: &Path, out: &mut CsvOut) -> Res
         remove_store(&dir);
     }
     Ok(())
+}
+
+/// The arguments of `sqbench worker` for [`worker_main`]; `start_at` is a Unix time.
+pub fn worker_main_args(
+    imp: &str,
+    dir: &Path,
+    id: usize,
+    ops: usize,
+    start_at: Duration,
+) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> = ["worker", "--impl", imp, "--id", &id.to_string()]
+        .iter()
+        .map(Into::into)
+        .collect();
+    a.extend(["--ops".into(), ops.to_string().into()]);
+    a.extend([
+        "--start-at-us".into(),
+        start_at.as_micros().to_string().into(),
+    ]);
+    a.extend(["--dir".into(), dir.as_os_str().to_owned()]);
+    a
 }
 
 /// The `worker` command: runs [`worker_ops`] in this process from `start_at_us` (Unix

@@ -131,6 +131,8 @@ pub struct Config {
     pub(crate) read_only: bool,
     #[cfg_attr(feature = "guest", allow(dead_code))]
     pub(crate) on_wait: Option<WaitNotice>,
+    #[cfg_attr(feature = "guest", allow(dead_code))]
+    pub(crate) group_commit: bool,
 }
 
 /// The callback of [`Builder::on_wait`].
@@ -163,6 +165,7 @@ impl Default for Config {
             vfs: None,
             read_only: false,
             on_wait: None,
+            group_commit: true,
         }
     }
 }
@@ -292,6 +295,19 @@ impl<P: Policy> Builder<P> {
     #[must_use]
     pub fn read_only(mut self, on: bool) -> Self {
         self.config.read_only = on;
+        self
+    }
+
+    /// Group commit (default on): autocommit writes that several threads of this process
+    /// make at the same time on one store are applied in one SQLite transaction, each in
+    /// its own savepoint (a write that fails, such as an `add` that finds its key or an
+    /// `incr` of a value that is not a counter, fails alone), and each caller returns
+    /// only once the commit holding its write is done. A writer alone never waits for
+    /// company: it commits as before. Off, every autocommit write is its own commit
+    /// (for comparisons; there is no other reason to turn it off).
+    #[must_use]
+    pub fn group_commit(mut self, on: bool) -> Self {
+        self.config.group_commit = on;
         self
     }
 

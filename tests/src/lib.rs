@@ -14,8 +14,14 @@ use std::time::Duration;
 /// files, so small and file-backed values are both exercised.
 pub const SMALL_THRESHOLD: usize = 64;
 
-/// Number of keys (`k00`, `k01`, …) the crash writer uses.
+/// Number of keys the crash writer uses per thread (see [`crash_key`]).
 pub const CRASH_KEYS: usize = 24;
+
+/// Key `i` (of [`CRASH_KEYS`]) of writer thread `thread` in the crash tests: each thread
+/// has its own keys, so that each one's operations can be checked on their own.
+pub fn crash_key(thread: usize, i: usize) -> String {
+    format!("t{thread}k{i:02}")
+}
 
 /// Name of the SQLite file inside a store directory.
 pub const DB_FILE: &str = "sciqlop-cache.db";

@@ -7,8 +7,12 @@
 //! what a crash may legitimately leave (orphan files), repairs it, and then reports ok
 //! with as many value files as file-backed rows.
 //!
+//! The same runs with four writer threads in the child, whose autocommit writes meet in
+//! group commits: each thread's acknowledged writes are there, and each thread's write
+//! in flight is wholly applied or not at all.
+//!
 //! `CRASH_CYCLES=5000 cargo test -p sciqlop-cache-tests --test crash -- --nocapture`
-//! runs more cycles (default 200).
+//! runs more cycles (default 200 with one thread, 100 with four).
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -17,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use sciqlop_cache::Cache;
 use sciqlop_cache_tests::{
-    CRASH_KEYS, LineReader, SMALL_THRESHOLD, describe, env_usize, file_backed_rows, payload,
-    temp_files, value_files,
+    CRASH_KEYS, LineReader, SMALL_THRESHOLD, crash_key, describe, env_usize, file_backed_rows,
+    payload, temp_files, value_files,
 };
 
 /// The state the parent expects: key → version (None: absent).
@@ -88,18 +92,27 @@ fn open(dir: &std::path::Path) -> Cache {
 
 #[test]
 fn sigkill_at_random_moments_loses_nothing_acknowledged() {
-    let cycles = env_usize("CRASH_CYCLES", 200);
+    crash_cycles(1, env_usize("CRASH_CYCLES", 200));
+}
+
+#[test]
+fn sigkill_during_group_commits_loses_nothing_acknowledged() {
+    crash_cycles(4, env_usize("CRASH_CYCLES", 100));
+}
+
+/// Runs `cycles` kill-and-verify cycles of a child with `threads` writer threads.
+fn crash_cycles(threads: usize, cycles: usize) {
     let worker = env!("CARGO_BIN_EXE_crash_writer");
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
     let seed = fastrand::u64(..);
     println!(
-        "crash test: seed {seed}, {cycles} cycles, dir {}",
+        "crash test: seed {seed}, {cycles} cycles, {threads} writer thread(s), dir {}",
         dir.display()
     );
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut model: Model = (0..CRASH_KEYS)
-        .map(|i| (format!("k{i:02}"), None))
+    let mut model: Model = (0..threads)
+        .flat_map(|t| (0..CRASH_KEYS).map(move |i| (crash_key(t, i), None)))
         .collect();
     let mut tally = Tally::default();
     let started = Instant::now();
@@ -110,6 +123,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             .arg(&dir)
             .arg(first_version.to_string())
             .arg(rng.u64(..).to_string())
+            .arg(threads.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -134,14 +148,19 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             errs.lines().join("\n")
         );
 
-        // Apply acknowledged operations; find the one in flight.
-        let mut pending: Option<Op> = None;
+        // Apply acknowledged operations; find each thread's one in flight.
+        let mut pending: Vec<Option<Op>> = vec![None; threads];
         let mut acked_this_cycle = 0;
         for line in &lines {
+            let (t, line) = line
+                .split_once(' ')
+                .and_then(|(t, rest)| Some((t.parse::<usize>().ok()?, rest)))
+                .filter(|(t, _)| *t < threads)
+                .unwrap_or_else(|| panic!("cycle {cycle}: unexpected line {line:?}"));
             if line == "A" {
-                let op = pending
-                    .take()
-                    .unwrap_or_else(|| panic!("cycle {cycle}: ack without an operation"));
+                let op = pending[t].take().unwrap_or_else(|| {
+                    panic!("cycle {cycle}: thread {t}: ack without an operation")
+                });
                 for (k, v) in effects(&op) {
                     model.insert(k, v);
                 }
@@ -149,10 +168,10 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
                 acked_this_cycle += 1;
             } else {
                 assert!(
-                    pending.is_none(),
-                    "cycle {cycle}: two operations announced without ack"
+                    pending[t].is_none(),
+                    "cycle {cycle}: thread {t}: two operations announced without ack"
                 );
-                pending = Some(parse_op(line));
+                pending[t] = Some(parse_op(line));
             }
         }
         if acked_this_cycle == 0 {
@@ -175,11 +194,11 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             }
         };
 
-        // The in-flight operation: all of its effects, or none of them.
+        // Each operation in flight: all of its effects, or none of them.
         let mut inflight_keys: Vec<String> = Vec::new();
-        if let Some(op) = &pending {
+        for op in pending.iter().flatten() {
             let eff = effects(op);
-            inflight_keys = eff.iter().map(|(k, _)| k.clone()).collect();
+            inflight_keys.extend(eff.iter().map(|(k, _)| k.clone()));
             let all_new = eff.iter().all(|(k, v)| matches(k, *v));
             let all_old = eff.iter().all(|(k, _)| matches(k, model[k]));
             assert!(
@@ -211,7 +230,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             }
             assert!(
                 matches(k, *want),
-                "cycle {cycle}: key {k}: acknowledged {}, found {} (last op in flight: {pending:?})",
+                "cycle {cycle}: key {k}: acknowledged {}, found {} (ops in flight: {pending:?})",
                 match want {
                     Some(v) => format!("version {v}"),
                     None => "absent (deleted or never set)".to_owned(),
@@ -260,9 +279,9 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         drop(cache);
     }
     println!(
-        "crash test: {cycles} cycles in {:.1?}: {} acknowledged ops verified, in-flight op \
-         applied {} / not applied {} times, {} kills before the first ack, {} orphan files \
-         repaired by check(true)",
+        "crash test ({threads} thread(s)): {cycles} cycles in {:.1?}: {} acknowledged ops \
+         verified, in-flight op applied {} / not applied {} times, {} kills before the first \
+         ack, {} orphan files repaired by check(true)",
         started.elapsed(),
         tally.acked,
         tally.in_flight_applied,

@@ -17,11 +17,16 @@
 //! another shard must fail with `Error::WrongShard` (reads are routed to that shard; the
 //! transaction still commits or rolls back as a whole).
 //!
+//! A third form runs four threads at once on one `Cache`, each with its own operation
+//! sequence on its own keys (single-key operations and transactions): their autocommit
+//! writes meet in group commits, and every result of every thread must still agree with
+//! that thread's model, and the whole store with all of them at the end.
+//!
 //! Cases: `PROPTEST_CASES` (default 40 per store form).
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -29,6 +34,8 @@ use sciqlop_cache::fanout::shard_of;
 use sciqlop_cache::{Cache, Error, FanoutCache, ManualClock, SetOptions, counter};
 
 const THRESHOLD: usize = 64;
+/// The manual clock's start (µs since the Unix epoch).
+const START: i64 = 1_700_000_000_000_000;
 const SHARDS: u32 = 8;
 const KEYS: [&str; 7] = [
     "",
@@ -355,16 +362,8 @@ key_ops!(FanoutCache);
 // The store a fanout transaction hands its closure.
 key_ops!(sciqlop_cache::Store<sciqlop_cache::CacheKind, sciqlop_cache::FanoutEngine<sciqlop_cache::SqliteEngine>>);
 
-/// A whole store (plain or fanout).
-trait Subject: KeyOps + Sized {
-    fn open(dir: &Path, clock: &ManualClock) -> Self;
-    fn len(&self) -> Result<u64, Error>;
-    fn keys(&self) -> Result<Vec<String>, Error>;
-    fn clear(&self) -> Result<u64, Error>;
-    fn expire(&self) -> Result<u64, Error>;
-    fn evict_tag(&self, t: &str) -> Result<u64, Error>;
-    fn size(&self) -> Result<u64, Error>;
-    fn check_ok(&self) -> Result<sciqlop_cache::CheckReport, Error>;
+/// Opens transactions.
+trait Transact {
     /// Opens a transaction for `anchor` (the store itself, or the shard of `anchor`).
     fn transact(
         &self,
@@ -373,6 +372,18 @@ trait Subject: KeyOps + Sized {
     ) -> Result<(), Error>;
     /// Whether `key` may be used in a transaction opened for `anchor`.
     fn same_tx(anchor: &str, key: &str) -> bool;
+}
+
+/// A whole store (plain or fanout).
+trait Subject: KeyOps + Transact + Sized {
+    fn open(dir: &Path, clock: &ManualClock) -> Self;
+    fn len(&self) -> Result<u64, Error>;
+    fn keys(&self) -> Result<Vec<String>, Error>;
+    fn clear(&self) -> Result<u64, Error>;
+    fn expire(&self) -> Result<u64, Error>;
+    fn evict_tag(&self, t: &str) -> Result<u64, Error>;
+    fn size(&self) -> Result<u64, Error>;
+    fn check_ok(&self) -> Result<sciqlop_cache::CheckReport, Error>;
 }
 
 impl Subject for Cache {
@@ -405,6 +416,9 @@ impl Subject for Cache {
     fn check_ok(&self) -> Result<sciqlop_cache::CheckReport, Error> {
         self.check(false)
     }
+}
+
+impl Transact for Cache {
     fn transact(
         &self,
         _anchor: &str,
@@ -448,6 +462,9 @@ impl Subject for FanoutCache {
     fn check_ok(&self) -> Result<sciqlop_cache::CheckReport, Error> {
         self.check(false)
     }
+}
+
+impl Transact for FanoutCache {
     fn transact(
         &self,
         anchor: &str,
@@ -530,7 +547,7 @@ fn compare(step: usize, op: &Op, got: &Out, want: &Out) -> Result<(), TestCaseEr
 
 /// Runs a transaction on the store and on a copy of the model; keeps the copy if the
 /// transaction is meant to commit.
-fn run_tx<S: Subject>(
+fn run_tx<S: Transact + ?Sized>(
     step: usize,
     s: &S,
     model: &mut Model,
@@ -620,9 +637,9 @@ fn check_state<S: Subject>(step: usize, s: &S, model: &Model) -> Result<(), Test
 fn run_sequence<S: Subject>(ops: &[Op]) -> Result<(), TestCaseError> {
     let tmp = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
     let dir = tmp.path().join("store");
-    let clock = ManualClock::new(1_700_000_000_000_000);
+    let clock = ManualClock::new(START);
     let mut model = Model {
-        now: 1_700_000_000_000_000,
+        now: START,
         ..Model::default()
     };
     let mut store = Some(S::open(&dir, &clock));
@@ -659,6 +676,147 @@ fn run_sequence<S: Subject>(ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// One thread's view of a shared store: its keys carry the thread's prefix.
+struct Prefixed<'a, S: ?Sized> {
+    inner: &'a S,
+    prefix: &'a str,
+}
+
+impl<S: ?Sized> Prefixed<'_, S> {
+    fn key(&self, k: &str) -> String {
+        format!("{}{k}", self.prefix)
+    }
+}
+
+impl<S: KeyOps + ?Sized> KeyOps for Prefixed<'_, S> {
+    fn do_get(&self, k: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.inner.do_get(&self.key(k))
+    }
+    fn do_set(&self, k: &str, v: &[u8], o: &SetOptions) -> Result<(), Error> {
+        self.inner.do_set(&self.key(k), v, o)
+    }
+    fn do_add(&self, k: &str, v: &[u8]) -> Result<bool, Error> {
+        self.inner.do_add(&self.key(k), v)
+    }
+    fn do_delete(&self, k: &str) -> Result<bool, Error> {
+        self.inner.do_delete(&self.key(k))
+    }
+    fn do_pop(&self, k: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.inner.do_pop(&self.key(k))
+    }
+    fn do_touch(&self, k: &str, e: Option<Duration>) -> Result<bool, Error> {
+        self.inner.do_touch(&self.key(k), e)
+    }
+    fn do_incr(&self, k: &str, d: i64, def: i64) -> Result<i64, Error> {
+        self.inner.do_incr(&self.key(k), d, def)
+    }
+    fn do_contains(&self, k: &str) -> Result<bool, Error> {
+        self.inner.do_contains(&self.key(k))
+    }
+}
+
+impl Transact for Prefixed<'_, Cache> {
+    fn transact(
+        &self,
+        anchor: &str,
+        f: &mut dyn FnMut(&dyn KeyOps) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        Transact::transact(self.inner, &self.key(anchor), &mut |tx| {
+            f(&Prefixed {
+                inner: tx,
+                prefix: self.prefix,
+            })
+        })
+    }
+    fn same_tx(_: &str, _: &str) -> bool {
+        true
+    }
+}
+
+const THREADS: usize = 4;
+
+fn thread_prefix(t: usize) -> String {
+    format!("t{t}/")
+}
+
+/// The operations a thread runs on its own keys: single-key operations and transactions.
+fn thread_op() -> impl Strategy<Value = Op> {
+    op().prop_filter("an operation on the thread's own keys", |o| {
+        op_key(o).is_some() || matches!(o, Op::Tx(..))
+    })
+}
+
+/// Runs one thread's operations against its own model.
+fn run_thread(
+    cache: &Cache,
+    t: usize,
+    ops: &[Op],
+    start: &Barrier,
+) -> Result<Model, TestCaseError> {
+    let prefix = thread_prefix(t);
+    let me = Prefixed {
+        inner: cache,
+        prefix: &prefix,
+    };
+    let mut model = Model {
+        now: START,
+        ..Model::default()
+    };
+    start.wait();
+    for (step, op) in ops.iter().enumerate() {
+        match op {
+            Op::Tx(ops, commit) => run_tx(step, &me, &mut model, ops, *commit)?,
+            _ => {
+                let got = run_key_op(&me, op)?;
+                compare(step, op, &got, &model.apply(op))
+                    .map_err(|e| TestCaseError::fail(format!("thread {t}: {e}")))?;
+            }
+        }
+    }
+    Ok(model)
+}
+
+/// Runs `THREADS` threads' sequences at once on one store, then checks the whole state.
+fn run_threads(seqs: &[Vec<Op>]) -> Result<(), TestCaseError> {
+    let tmp = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let clock = ManualClock::new(START);
+    let cache = <Cache as Subject>::open(&tmp.path().join("store"), &clock);
+    let start = Barrier::new(seqs.len());
+    let models = std::thread::scope(|s| {
+        let handles: Vec<_> = seqs
+            .iter()
+            .enumerate()
+            .map(|(t, ops)| {
+                let (cache, start) = (&cache, &start);
+                s.spawn(move || run_thread(cache, t, ops, start))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    for (t, model) in models.iter().enumerate() {
+        let prefix = thread_prefix(t);
+        for k in KEYS {
+            let want = model.live(k).map(|e| e.value.clone());
+            let got = cache.get(&format!("{prefix}{k}"));
+            prop_assert!(
+                matches!(&got, Ok(v) if *v == want),
+                "thread {t}: get({k:?}) = {got:?} at the end, model {want:?}"
+            );
+        }
+    }
+    let err = |e: Error| TestCaseError::fail(e.to_string());
+    let live: u64 = models.iter().map(|m| m.live_keys().len() as u64).sum();
+    prop_assert_eq!(cache.len().map_err(err)?, live, "len at the end");
+    let size: u64 = models.iter().map(Model::size).sum();
+    prop_assert_eq!(cache.size().map_err(err)?, size, "size at the end");
+    let report = cache.check(false).map_err(err)?;
+    prop_assert!(report.ok, "check(false) at the end: {:?}", report);
+    Ok(())
+}
+
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
@@ -682,5 +840,12 @@ proptest! {
     #[test]
     fn fanout_cache_matches_model(ops in proptest::collection::vec(op(), 1..40)) {
         run_sequence::<FanoutCache>(&ops)?;
+    }
+
+    #[test]
+    fn threads_on_one_cache_match_their_models(
+        seqs in proptest::collection::vec(proptest::collection::vec(thread_op(), 1..40), THREADS)
+    ) {
+        run_threads(&seqs)?;
     }
 }

@@ -203,6 +203,16 @@ fn compare(shared: &Shared, conn: &Connection, report: &mut CheckReport) -> Resu
     // Rows of a namespace that is not registered have no totals at all.
     report.counters_consistent &= sums.is_empty();
 
+    // Files of rows that this transaction (a group of writes that check joined) or an
+    // earlier one replaced or deleted are queued for removal: not orphans, they go
+    // when it commits (or at the next drain).
+    {
+        let mut st = conn.prepare(schema::DISCARDED_FILES).map_err(err)?;
+        let mut rows = st.query([]).map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            referenced.insert(r.get::<_, String>(0).map_err(err)?);
+        }
+    }
     let (files, stale_temps) = shared.files.scan()?;
     let orphans: Vec<PathBuf> = files
         .iter()

@@ -36,6 +36,7 @@ mod check;
 mod connection;
 mod errors;
 mod files;
+mod group;
 mod maintenance;
 mod pin;
 mod pool;
@@ -119,6 +120,8 @@ pub(crate) struct Shared {
     writer: ReentrantMutex<RefCell<Writer>>,
     /// Token of the thread inside a transaction, 0 when none.
     tx_owner: AtomicU64,
+    /// Group commit: the leader and the writes queued for its round.
+    combiner: group::Combiner,
     /// Pooled reader connections, each with the generation of `read_only` it was opened
     /// in (always 0 for a writable store).
     readers: Box<[Mutex<Option<PooledReader>>]>,
@@ -371,6 +374,7 @@ impl SqliteEngine {
             files,
             writer: ReentrantMutex::new(RefCell::new(Writer::new(conn))),
             tx_owner: AtomicU64::new(0),
+            combiner: group::Combiner::default(),
             readers,
             read_only,
             namespaces: RwLock::new(HashMap::from([(String::new(), 0)])),

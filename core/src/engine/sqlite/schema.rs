@@ -290,6 +290,8 @@ pub(crate) const TOTALS: &str = "SELECT sum(count), sum(size), sum(file_size) FR
 pub(crate) const NS_TOTALS: &str = "SELECT sum(count), sum(size), sum(file_size) FROM totals
     WHERE id BETWEEN ?1 * 16 AND ?1 * 16 + 15";
 pub(crate) const DRAIN_DISCARDED: &str = "DELETE FROM discarded RETURNING file";
+/// Files queued for removal (by the open transaction, or left for the next drain).
+pub(crate) const DISCARDED_FILES: &str = "SELECT file FROM discarded";
 pub(crate) const LOCK: &str = "
 INSERT INTO locks(name, owner, expire) VALUES (?1, ?2, ?3)
 ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, expire = excluded.expire
