@@ -170,6 +170,29 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The bound on bytes of values (0: none), see [`Builder::max_size`].
+    pub fn max_size(&self) -> u64 {
+        self.max_size
+    }
+    /// The longest key, see [`Builder::max_key_len`].
+    pub fn max_key_len(&self) -> usize {
+        self.max_key_len
+    }
+    /// The largest value, see [`Builder::max_value_size`].
+    pub fn max_value_size(&self) -> u64 {
+        self.max_value_size
+    }
+    /// Whether the store is opened read-only, see [`Builder::read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+    /// The longest wait for a busy store, see [`Builder::busy_timeout`].
+    pub fn busy_timeout(&self) -> Duration {
+        self.busy_timeout
+    }
+}
+
 /// Builder of a [`Store`] (`Cache::builder()` / `Index::builder()`).
 ///
 /// ```
@@ -416,6 +439,17 @@ pub struct EntryInfo {
 }
 
 impl EntryInfo {
+    /// The metadata of an entry (for engines outside this crate; the struct is
+    /// non-exhaustive).
+    pub fn new(size: u64, expire: Option<SystemTime>, tag: Option<String>, in_file: bool) -> Self {
+        EntryInfo {
+            size,
+            expire,
+            tag,
+            in_file,
+        }
+    }
+
     /// Nothing known (for engines that cannot say).
     pub(crate) fn empty() -> Self {
         EntryInfo {

@@ -89,6 +89,26 @@ pub struct Capabilities {
     pub metadata: bool,
 }
 
+impl Capabilities {
+    /// An engine named `name` that can do none of the optional things; an engine outside
+    /// this crate starts from it and sets what it can (the struct is non-exhaustive).
+    pub fn new(name: &'static str) -> Self {
+        Capabilities {
+            name,
+            value_files: false,
+            savepoints: false,
+            transactions: false,
+            multi_process: false,
+            check: false,
+            atomic_batches: false,
+            namespaces: false,
+            versions: false,
+            entry_info: false,
+            metadata: false,
+        }
+    }
+}
+
 /// An independent key space inside a store, from [`Engine::namespace`].
 ///
 /// Cheap to clone. The `id` is the engine's own handle for it; [`DEFAULT`] (id 0, name
