@@ -19,7 +19,9 @@ use sqcache::store::{AnyStore, StoreError, StoreExt, StoreKind, detect, open_as}
 /// Inspect, repair and fill sciqlop-cache stores; migrate Python diskcache directories.
 ///
 /// DIR is a store directory: a Cache, an Index or a Fanout of either; its kind is
-/// detected from what is on disk (override with --kind). Exit codes: 0 ok, 1 the
+/// detected from what is on disk (override with --kind). DIR may also be a store on a
+/// Redis server, redis://HOST:PORT/DB?namespace=NAME, or on a Redis Cluster,
+/// redis+cluster://HOST:PORT,HOST:PORT?namespace=NAME. Exit codes: 0 ok, 1 the
 /// operation failed, 2 bad usage.
 #[derive(Debug, Parser)]
 #[command(name = "sqcache", version, max_term_width = 100)]
@@ -337,6 +339,9 @@ fn open_store(
     create: bool,
     shards: Option<u32>,
 ) -> Result<AnyStore> {
+    if let Some(url) = sqcache::store::location_of(dir) {
+        return Ok(sqcache::store::open_location(url, kind, create)?);
+    }
     if shards.is_some() && !kind.is_some_and(StoreKind::is_fanout) {
         return Err(usage(
             "--shards makes a fanout: give --kind fanout-cache or fanout-index",
@@ -478,7 +483,10 @@ fn open_or_create(
     create: bool,
     shards: Option<u32>,
 ) -> Result<AnyStore> {
-    if !create && std::fs::symlink_metadata(dir).is_err() {
+    if !create
+        && sqcache::store::location_of(dir).is_none()
+        && std::fs::symlink_metadata(dir).is_err()
+    {
         bail!(
             "directory {} does not exist (pass --create to make a store there)",
             dir.display()

@@ -286,6 +286,41 @@ pub fn open_as(dir: &Path, kind: StoreKind, shards: Option<u32>) -> Result<AnySt
     Ok(AnyStore::from_engine(engine, &Config::default())?)
 }
 
+/// The URL when `path` names a store of a server engine (`redis://…`,
+/// `redis+cluster://…`) rather than a directory.
+pub fn location_of(path: &Path) -> Option<&str> {
+    let s = path.to_str()?;
+    sciqlop_cache::engine::registry::scheme_of(s)
+        .filter(|scheme| *scheme != "file")
+        .map(|_| s)
+}
+
+/// Opens the store at the URL `location` (see [`location_of`]); `create` makes it as
+/// `kind` (default: a cache) when it does not exist yet.
+pub fn open_location(
+    location: &str,
+    kind: Option<StoreKind>,
+    create: bool,
+) -> Result<AnyStore, StoreError> {
+    sciqlop_cache_redis::register();
+    let want = match kind {
+        Some(StoreKind::FanoutCache | StoreKind::FanoutIndex) => {
+            return Err(StoreError::Unsupported {
+                path: PathBuf::from(sciqlop_cache_redis::location::redact(location)),
+                kind: "a server",
+                what: "fanout (a Redis store spreads over a cluster by itself)",
+            });
+        }
+        Some(StoreKind::Index) => Some(sciqlop_cache::Kind::INDEX),
+        Some(StoreKind::Cache) => Some(sciqlop_cache::Kind::CACHE),
+        None if create => Some(sciqlop_cache::Kind::CACHE),
+        None => None,
+    };
+    let builder = apply(sciqlop_cache::AnyStore::builder());
+    let engine = sciqlop_cache::engine::registry::open_location(location, builder.config(), want)?;
+    Ok(AnyStore::from_engine(engine, builder.config())?)
+}
+
 /// What the tool does with a store beyond the core API.
 pub trait StoreExt {
     /// The store's kind, as the command line names it.

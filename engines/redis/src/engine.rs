@@ -144,7 +144,7 @@ impl RedisEngine {
         let stored = stored.ok_or_else(|| Error::NotACache {
             path: engine.path.clone(),
             reason: format!(
-                "no store named {:?} on this server (open it with a kind to create it)",
+                "no store named {:?} on this server yet (create it: open it with a kind, e.g. `sqcache set --create`)",
                 engine.loc.namespace
             ),
         })?;
