@@ -9,6 +9,7 @@
 mod kv;
 mod plugin;
 mod python;
+mod redis;
 mod report;
 mod stats;
 mod workloads;
@@ -82,6 +83,26 @@ enum Cmd {
     /// Autocommit sets from 1…8 threads (group commit on and off), 8 plugins, 1…8
     /// processes (ours and diskcache's), and gets while 4 threads write: writers.md.
     Writers(Common),
+    /// The Redis engine vs raw redis GET/SET on the same server (started here), the
+    /// local SQLite cache, redis-benchmark, and 1/2/4/8 client processes.
+    Redis {
+        /// Operations per measurement.
+        #[arg(long, default_value_t = 20_000)]
+        ops: usize,
+        /// Client process counts.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+        procs: Vec<usize>,
+    },
+    /// One process of the redis workload (internal).
+    #[command(hide = true)]
+    RedisWorker {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        id: usize,
+        #[arg(long)]
+        ops: usize,
+    },
     /// Rebuilds results.csv, the charts and table.md from <out>/raw/*.csv.
     Report {
         #[arg(long, default_value = "bench-results")]
@@ -121,6 +142,8 @@ fn main() -> Result<()> {
         Cmd::Plugin(c) => run(&c, &["plugin"]),
         Cmd::Writers(c) => run_writers(&c),
         Cmd::Report { out } => report::report(&out),
+        Cmd::Redis { ops, procs } => redis::run(ops, &procs),
+        Cmd::RedisWorker { url, id, ops } => redis::worker(&url, id, ops),
         Cmd::Worker {
             imp,
             dir,

@@ -5,7 +5,7 @@
 -- store in one hash slot, so one script sees them all, also on a Redis Cluster.
 --
 -- Keys of a store (n: a namespace id, 0 the default one):
---   P:t            hash  size (all namespaces), c:n / s:n (count / bytes of n), ver, tick, nsseq
+--   P:t            hash  size (all namespaces), c:n / s:n (count / bytes of n), tick, nsseq
 --   P:kind         string "cache" | "index"
 --   P:md           hash  store metadata
 --   P:ns           hash  namespace name -> id
@@ -28,6 +28,29 @@ end
 
 local function vkey(n, key) return P .. ':v:' .. n .. ':' .. key end
 
+-- Changes of the totals, applied once at the end of the script (or before a read).
+local D = {}
+local function add_total(f, d) if d ~= 0 then D[f] = (D[f] or 0) + d end end
+local function flush_totals()
+  for f, d in pairs(D) do
+    if d ~= 0 then redis.call('HINCRBY', T, f, d) end
+  end
+  D = {}
+end
+
+-- Ticks: one counter gives entry versions (only equality matters) and the LRU order
+-- (monotonic across scripts); reserved 64 at a time.
+local TICK, TICK_END = 1, 0
+local function tick()
+  if TICK > TICK_END then
+    TICK_END = redis.call('HINCRBY', T, 'tick', 64)
+    TICK = TICK_END - 63
+  end
+  local t = TICK
+  TICK = TICK + 1
+  return t
+end
+
 local function meta(n, key)
   local m = redis.call('HGET', P .. ':m:' .. n, key)
   if not m then return nil end
@@ -46,9 +69,9 @@ local function remove(n, key, m)
   if m.exp then redis.call('ZREM', P .. ':x:' .. n, key) end
   redis.call('ZREM', P .. ':lru', n .. ':' .. key)
   if m.tag then redis.call('SREM', P .. ':g:' .. n .. ':' .. m.tag, key) end
-  redis.call('HINCRBY', T, 'c:' .. n, -1)
-  redis.call('HINCRBY', T, 's:' .. n, 0 - m.sz)
-  redis.call('HINCRBY', T, 'size', 0 - m.sz)
+  add_total('c:' .. n, -1)
+  add_total('s:' .. n, 0 - m.sz)
+  add_total('size', 0 - m.sz)
 end
 
 -- The live entry at key (nil: absent; an expired one is removed on the way).
@@ -62,9 +85,6 @@ local function live(n, key, now)
   return m
 end
 
-local function bump(n, key)
-  redis.call('ZADD', P .. ':lru', redis.call('HINCRBY', T, 'tick', 1), n .. ':' .. key)
-end
 
 local function put_meta(n, key, ver, sz, exp, tag)
   local e = '-'
@@ -74,39 +94,57 @@ local function put_meta(n, key, ver, sz, exp, tag)
   redis.call('HSET', P .. ':m:' .. n, key, ver .. ' ' .. sz .. ' ' .. e .. ' ' .. t)
 end
 
--- Writes an entry (replacing any); exp is absolute ms (a string) or nil, tag nil or a string.
+-- Writes an entry (replacing any: only what differs is changed); exp is absolute ms
+-- (a string) or nil, tag nil or a string.
 local function write(n, key, val, exp, tag, now)
   local old = meta(n, key)
-  if old then remove(n, key, old) end
-  if exp and tonumber(exp) <= now then return end
-  local ver = redis.call('HINCRBY', T, 'ver', 1)
+  if exp and tonumber(exp) <= now then
+    if old then remove(n, key, old) end
+    return
+  end
+  local vk = vkey(n, key)
   if exp then
-    redis.call('SET', vkey(n, key), val, 'PXAT', exp)
+    redis.call('SET', vk, val, 'PXAT', exp)
     redis.call('ZADD', P .. ':x:' .. n, exp, key)
   else
-    redis.call('SET', vkey(n, key), val)
+    redis.call('SET', vk, val)
+    if old and old.exp then redis.call('ZREM', P .. ':x:' .. n, key) end
   end
   local sz = string.len(val)
-  put_meta(n, key, ver, sz, exp, tag)
-  redis.call('ZADD', P .. ':k:' .. n, 0, key)
-  if tag then redis.call('SADD', P .. ':g:' .. n .. ':' .. tag, key) end
-  bump(n, key)
-  redis.call('HINCRBY', T, 'c:' .. n, 1)
-  redis.call('HINCRBY', T, 's:' .. n, sz)
-  redis.call('HINCRBY', T, 'size', sz)
+  local t = tick()
+  put_meta(n, key, t, sz, exp, tag)
+  if old and old.tag and old.tag ~= tag then
+    redis.call('SREM', P .. ':g:' .. n .. ':' .. old.tag, key)
+  end
+  if tag and not (old and old.tag == tag) then
+    redis.call('SADD', P .. ':g:' .. n .. ':' .. tag, key)
+  end
+  redis.call('ZADD', P .. ':lru', t, n .. ':' .. key)
+  if old then
+    add_total('s:' .. n, sz - old.sz)
+    add_total('size', sz - old.sz)
+  else
+    redis.call('ZADD', P .. ':k:' .. n, 0, key)
+    add_total('c:' .. n, 1)
+    add_total('s:' .. n, sz)
+    add_total('size', sz)
+  end
 end
 
 -- Removes the least recently used entries until the store holds at most max bytes.
 local function evict(max)
   if max <= 0 then return 0 end
+  flush_totals()
+  local size = tonumber(redis.call('HGET', T, 'size') or '0')
   local count = 0
-  while tonumber(redis.call('HGET', T, 'size') or '0') > max do
+  while size > max do
     local r = redis.call('ZRANGE', P .. ':lru', 0, 0)
     if #r == 0 then break end
     local n, key = string.match(r[1], '^(%d+):(.*)$')
     local m = meta(n, key)
     if m then
       remove(n, key, m)
+      size = size - m.sz
       count = count + 1
     else
       redis.call('ZREM', P .. ':lru', r[1])
@@ -145,8 +183,12 @@ local function bounds(prefix, after, has_after)
   return lo, hi
 end
 
-local function count_of(n) return tonumber(redis.call('HGET', T, 'c:' .. n) or '0') end
+local function count_of(n)
+  flush_totals()
+  return tonumber(redis.call('HGET', T, 'c:' .. n) or '0')
+end
 
+local function dispatch()
 if op == 'open' then
   -- ARGV[3]: the kind to create ('' : open only). Returns the stored kind or nil.
   local k = redis.call('GET', P .. ':kind')
@@ -238,11 +280,11 @@ elseif op == 'incr' then
   end
   local v = redis.call('GET', vk)
   local sz = string.len(v)
-  local ver = redis.call('HINCRBY', T, 'ver', 1)
-  put_meta(n, key, ver, sz, m.exp, m.tag)
-  redis.call('HINCRBY', T, 's:' .. n, sz - m.sz)
-  redis.call('HINCRBY', T, 'size', sz - m.sz)
-  bump(n, key)
+  local t = tick()
+  put_meta(n, key, t, sz, m.exp, m.tag)
+  add_total('s:' .. n, sz - m.sz)
+  add_total('size', sz - m.sz)
+  redis.call('ZADD', P .. ':lru', t, n .. ':' .. key)
   evict(tonumber(ARGV[7]))
   return { 0, v }
 elseif op == 'cas' then
@@ -345,10 +387,11 @@ elseif op == 'evict' then
 elseif op == 'recency' then
   -- "n:KEY"... : reads since the last flush, oldest first (entries gone meanwhile skipped).
   for i = 3, #ARGV do
-    redis.call('ZADD', P .. ':lru', 'XX', redis.call('HINCRBY', T, 'tick', 1), ARGV[i])
+    redis.call('ZADD', P .. ':lru', 'XX', tick(), ARGV[i])
   end
   return 0
 elseif op == 'totals' then
+  flush_totals()
   return { redis.call('HGET', T, 'size') or '0', redis.call('HGET', T, 's:' .. ARGV[3]) or '0' }
 elseif op == 'trylock' then
   -- name owner ms
@@ -390,6 +433,7 @@ elseif op == 'check' then
       end
     end
     all = all + size
+    flush_totals()
     if count ~= count_of(n) or size ~= tonumber(redis.call('HGET', T, 's:' .. n) or '0') then
       ok = 0
       if fix then
@@ -409,3 +453,8 @@ elseif op == 'check' then
   return out
 end
 return redis.error_reply('sciqlop-cache: unknown operation ' .. tostring(op))
+end
+
+local result = dispatch()
+flush_totals()
+return result

@@ -271,6 +271,26 @@ fn max_size_evicts_least_recently_used_with_exact_totals() {
     assert_eq!(cache.len().expect("len"), 10);
     assert_eq!(cache.engine().total_size().expect("total"), 10_000);
     assert!(cache.check(false).expect("check").ok);
+    // Overwrites that change the size, the tag and the expiry keep the totals exact.
+    let tagged = sciqlop_cache::SetOptions::new().tag("a");
+    cache.set_with("k0", vec![0u8; 500], &tagged).expect("set");
+    let expiring = sciqlop_cache::SetOptions::new().expire(Duration::from_secs(600));
+    cache
+        .set_with("k0", vec![0u8; 700], &expiring)
+        .expect("set");
+    assert_eq!(
+        cache.evict_tag("a").expect("evict_tag"),
+        0,
+        "a stale tag evicted k0"
+    );
+    assert_eq!(cache.engine().total_size().expect("total"), 9_700);
+    cache.touch("k0", None).expect("touch");
+    assert_eq!(
+        cache.entry_info("k0").expect("info").expect("k0").expire,
+        None
+    );
+    assert_eq!(cache.len().expect("len"), 10);
+    assert!(cache.check(false).expect("check").ok);
 }
 
 #[test]
