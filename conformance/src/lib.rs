@@ -58,6 +58,15 @@ impl Report {
             .count()
     }
 
+    /// The cases that were skipped (the engine's documented exceptions), in order.
+    pub fn skipped(&self) -> Vec<&'static str> {
+        self.outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Skipped(_)))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
     /// Panics with every failure unless all cases passed or were skipped.
     pub fn assert_passed(&self) {
         let f = self.failures();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use sciqlop_cache::{AnyStore, Cache, Config, Engine, FanoutCache, Index};
-use sciqlop_cache_conformance::{Outcome, Report, run};
+use sciqlop_cache_conformance::{Report, run};
 
 /// Runs the suite on stores made by `open` in fresh directories.
 fn suite(open: impl Fn(&std::path::Path) -> Arc<dyn Engine>) -> Report {
@@ -21,11 +21,7 @@ fn suite(open: impl Fn(&std::path::Path) -> Arc<dyn Engine>) -> Report {
 }
 
 fn skipped(r: &Report) -> Vec<&'static str> {
-    r.outcomes
-        .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Skipped(_)))
-        .map(|(n, _)| *n)
-        .collect()
+    r.skipped()
 }
 
 #[test]

@@ -529,21 +529,15 @@ impl Engine for RedisEngine {
     }
 
     fn get_entry(&self, ns: &Namespace, key: &str) -> Result<Option<(Vec<u8>, EntryInfo)>> {
-        let r: Option<(Vec<u8>, String)> = self.run(true, "entry", |a| {
-            arg(a, Self::ns_arg(ns));
-            arg(a, key);
-        })?;
-        self.read(ns, key, r.is_some());
-        Ok(entry_of(r).map(|(v, _, i)| (v, i)))
+        let e = self.entry(ns, key)?;
+        self.read(ns, key, e.is_some());
+        Ok(e.map(|(v, _, i)| (v, i)))
     }
 
     fn get_versioned(&self, ns: &Namespace, key: &str) -> Result<Option<(Vec<u8>, Version)>> {
-        let r: Option<(Vec<u8>, String)> = self.run(true, "entry", |a| {
-            arg(a, Self::ns_arg(ns));
-            arg(a, key);
-        })?;
-        self.read(ns, key, r.is_some());
-        Ok(entry_of(r).map(|(v, ver, _)| (v, ver)))
+        let e = self.entry(ns, key)?;
+        self.read(ns, key, e.is_some());
+        Ok(e.map(|(v, ver, _)| (v, ver)))
     }
 
     fn get_many(&self, ns: &Namespace, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
@@ -965,6 +959,15 @@ impl Engine for RedisEngine {
 }
 
 impl RedisEngine {
+    /// The live entry at `key`: value, version and metadata, in one script call.
+    fn entry(&self, ns: &Namespace, key: &str) -> Result<Option<(Vec<u8>, Version, EntryInfo)>> {
+        let r: Option<(Vec<u8>, String)> = self.run(true, "entry", |a| {
+            arg(a, Self::ns_arg(ns));
+            arg(a, key);
+        })?;
+        Ok(entry_of(r))
+    }
+
     /// `incr` by a delta beyond an `i64` (only `decr` by `i64::MIN` makes one): a
     /// compare-and-swap loop, as `INCRBY` takes an `i64`.
     fn incr_wide(&self, ns: &Namespace, key: &str, delta: i128, default: i64) -> Result<i64> {
@@ -972,11 +975,7 @@ impl RedisEngine {
             key: key.to_owned(),
         };
         loop {
-            let cur = self.run::<Option<(Vec<u8>, String)>>(false, "entry", |a| {
-                arg(a, Self::ns_arg(ns));
-                arg(a, key);
-            })?;
-            let (base, expected, info) = match entry_of(cur) {
+            let (base, expected, info) = match self.entry(ns, key)? {
                 Some((v, ver, info)) => {
                     let n =
                         sciqlop_cache::counter::decode(&v).ok_or_else(|| Error::NotACounter {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sciqlop_cache::{AnyStore, Config};
-use sciqlop_cache_conformance::{Outcome, Report, run};
+use sciqlop_cache_conformance::{Report, run};
 use sciqlop_cache_redis::RedisEngine;
 use sciqlop_cache_redis::testing::{Cluster, Server};
 
@@ -27,11 +27,7 @@ fn suite(url: impl Fn(&str) -> String) -> Report {
 }
 
 fn skipped(r: &Report) -> Vec<&'static str> {
-    r.outcomes
-        .iter()
-        .filter(|(_, o)| matches!(o, Outcome::Skipped(_)))
-        .map(|(n, _)| *n)
-        .collect()
+    r.skipped()
 }
 
 /// The documented exceptions: no open-ended transactions (so no savepoints).
