@@ -19,6 +19,8 @@ cargo test --workspace --locked
 "$ROOT/scripts/test-python.sh"
 # The browser build: wasm-bindgen-test under node, then headless Chromium with OPFS.
 "$ROOT/scripts/test-web.sh"
+# One minute of the soak test (8 processes, SIGKILLs, mixed workload; about 70 s).
+"$ROOT/scripts/soak.sh" 60s
 # What the run left on disk: CI's disk is small, so keep an eye on this figure.
 du -sh "$("$ROOT/scripts/target-dir.sh")" \
     guest-examples/target || true

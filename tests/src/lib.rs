@@ -51,16 +51,50 @@ fn seed_of(key: &str, version: u64) -> u64 {
 /// [`SMALL_THRESHOLD`] bytes long (file-backed with `.file_threshold(SMALL_THRESHOLD)`),
 /// the others are small (inline).
 pub fn payload(key: &str, version: u64) -> Vec<u8> {
+    build_payload(key, version, |r, header_len| {
+        if r.is_multiple_of(3) {
+            SMALL_THRESHOLD + (r >> 8) as usize % 6000
+        } else {
+            header_len + (r >> 8) as usize % 24
+        }
+    })
+}
+
+/// The value the soak test writes for `key` at `version`: like [`payload`], with the
+/// soak's spread of sizes, from the header (about 20 bytes) to 1 MiB: 70 % under
+/// 1 KiB (inline with the default file threshold), 27 % from 1 KiB to 64 KiB, 3 % from
+/// 64 KiB to 1 MiB.
+pub fn soak_payload(key: &str, version: u64) -> Vec<u8> {
+    build_payload(key, version, soak_len)
+}
+
+/// The length of [`soak_payload`]`(key, version)`, without making it.
+pub fn soak_payload_len(key: &str, version: u64) -> usize {
+    let mut s = seed_of(key, version);
+    let r = splitmix(&mut s);
+    let header_len = format!("{key}#{version}#").len();
+    soak_len(r, header_len).max(header_len)
+}
+
+fn soak_len(r: u64, _header_len: usize) -> usize {
+    let n = (r >> 8) as usize;
+    match r % 100 {
+        0..70 => 10 + n % 1014,
+        70..97 => 1024 + n % (63 * 1024),
+        _ => 64 * 1024 + n % (960 * 1024 + 1),
+    }
+}
+
+/// Header and filler of `key` at `version`, as long as `len_of(r, header_len)` says (at
+/// least the header), `r` being the first draw of the value's generator.
+fn build_payload(key: &str, version: u64, len_of: impl Fn(u64, usize) -> usize) -> Vec<u8> {
     let mut s = seed_of(key, version);
     let r = splitmix(&mut s);
     let header = format!("{key}#{version}#");
     let header_len = header.len();
-    let len = if r.is_multiple_of(3) {
-        SMALL_THRESHOLD + (r >> 8) as usize % 6000
-    } else {
-        header_len + (r >> 8) as usize % 24
-    };
+    let len = len_of(r, header_len);
     let mut v = header.into_bytes();
+    v.reserve(len.saturating_sub(header_len) + 8);
     while v.len() < len {
         v.extend_from_slice(&splitmix(&mut s).to_le_bytes());
     }
@@ -71,10 +105,20 @@ pub fn payload(key: &str, version: u64) -> Vec<u8> {
 /// The version recorded in a [`payload`] of `key`, if `bytes` is exactly
 /// `payload(key, version)` for some version.
 pub fn parse_payload(key: &str, bytes: &[u8]) -> Option<u64> {
+    parse_with(key, bytes, payload)
+}
+
+/// The version recorded in a [`soak_payload`] of `key`, if `bytes` is exactly
+/// `soak_payload(key, version)` for some version.
+pub fn parse_soak_payload(key: &str, bytes: &[u8]) -> Option<u64> {
+    parse_with(key, bytes, soak_payload)
+}
+
+fn parse_with(key: &str, bytes: &[u8], make: fn(&str, u64) -> Vec<u8>) -> Option<u64> {
     let rest = bytes.strip_prefix(key.as_bytes())?.strip_prefix(b"#")?;
     let end = rest.iter().position(|b| *b == b'#')?;
     let version: u64 = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
-    (payload(key, version) == bytes).then_some(version)
+    (make(key, version) == bytes).then_some(version)
 }
 
 /// Short description of a value for assertion messages.
@@ -259,4 +303,22 @@ pub fn damage_two_leaves(db: &Path, needles: &[&[u8]]) {
             .expect("seek");
         f.write_all(&[0xde; PAGE - 300]).expect("damage");
     }
+}
+
+/// Resident memory of process `pid` in KiB (`VmRSS` of `/proc/PID/status`), if it is
+/// still there.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Number of open file descriptors of process `pid` (entries of `/proc/PID/fd`), if
+/// it is still there.
+pub fn open_fds(pid: u32) -> Option<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()
+        .map(|rd| rd.flatten().count() as u64)
 }
