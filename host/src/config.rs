@@ -24,8 +24,17 @@ pub struct Limits {
     pub max_value_size: u64,
     /// Longest key (and tag) accepted in bytes (`invalid-key` beyond).
     pub max_key_len: usize,
+    /// Entries the plugin's stores may hold together. Keys do not count in
+    /// `max_bytes`, so this bounds what many keys with small values take on disk:
+    /// a write that would add an entry beyond it is `quota-exceeded` (writes to
+    /// existing keys still succeed).
+    pub max_entries: u64,
     /// Store and transaction handles a plugin may hold open at once (`quota-exceeded`).
     pub max_handles: u32,
+    /// Distinct store names the plugin's cache may hold (each is a namespace kept on
+    /// disk); opening one more new name is `quota-exceeded`. The store `default` does
+    /// not count.
+    pub max_stores: u32,
     /// Linear memory an invocation may grow to, in bytes.
     pub max_memory: usize,
     /// Wall-clock bound of one invocation (epoch interruption).
@@ -38,7 +47,9 @@ impl Default for Limits {
             max_bytes: 64 << 20,
             max_value_size: 1 << 20,
             max_key_len: 512,
+            max_entries: 1_000_000,
             max_handles: 64,
+            max_stores: 256,
             max_memory: 64 << 20,
             timeout: Duration::from_secs(10),
         }
@@ -82,8 +93,12 @@ pub struct LimitsPatch {
     pub max_value_size: Option<u64>,
     /// See [`Limits::max_key_len`].
     pub max_key_len: Option<usize>,
+    /// See [`Limits::max_entries`].
+    pub max_entries: Option<u64>,
     /// See [`Limits::max_handles`].
     pub max_handles: Option<u32>,
+    /// See [`Limits::max_stores`].
+    pub max_stores: Option<u32>,
     /// See [`Limits::max_memory`].
     pub max_memory: Option<usize>,
     /// See [`Limits::timeout`], in milliseconds.
@@ -97,7 +112,9 @@ impl LimitsPatch {
             max_bytes: self.max_bytes.unwrap_or(base.max_bytes),
             max_value_size: self.max_value_size.unwrap_or(base.max_value_size),
             max_key_len: self.max_key_len.unwrap_or(base.max_key_len),
+            max_entries: self.max_entries.unwrap_or(base.max_entries),
             max_handles: self.max_handles.unwrap_or(base.max_handles),
+            max_stores: self.max_stores.unwrap_or(base.max_stores),
             max_memory: self.max_memory.unwrap_or(base.max_memory),
             timeout: self.timeout_ms.map_or(base.timeout, Duration::from_millis),
         }
@@ -118,8 +135,12 @@ pub struct PluginSection {
     pub max_value_size: Option<u64>,
     /// See [`Limits::max_key_len`].
     pub max_key_len: Option<usize>,
+    /// See [`Limits::max_entries`].
+    pub max_entries: Option<u64>,
     /// See [`Limits::max_handles`].
     pub max_handles: Option<u32>,
+    /// See [`Limits::max_stores`].
+    pub max_stores: Option<u32>,
     /// See [`Limits::max_memory`].
     pub max_memory: Option<usize>,
     /// See [`Limits::timeout`], in milliseconds.
@@ -135,7 +156,9 @@ pub struct PluginSection {
 /// max_bytes = 67108864
 /// max_value_size = 1048576
 /// max_key_len = 512
+/// max_entries = 1000000
 /// max_handles = 64
+/// max_stores = 256
 /// max_memory = 67108864
 /// timeout_ms = 10000
 ///
@@ -204,7 +227,9 @@ impl ConfigFile {
                     max_bytes: s.max_bytes,
                     max_value_size: s.max_value_size,
                     max_key_len: s.max_key_len,
+                    max_entries: s.max_entries,
                     max_handles: s.max_handles,
+                    max_stores: s.max_stores,
                     max_memory: s.max_memory,
                     timeout_ms: s.timeout_ms,
                 };

@@ -9,7 +9,7 @@ use crate::bindings::sciqlop::cache::cache::{self as wit, HostStore, HostTransac
 use crate::bindings::sciqlop::cache::types::{
     self as wit_types, Error as WitError, KeyPage, SetOptions, Stats,
 };
-use crate::scope::{PluginScope, StoreHandle, TxHandle};
+use crate::scope::{PluginScope, StoreHandle, TxBudget, TxHandle};
 
 /// The cache state of one plugin instance: which plugin it is (decided by the host,
 /// never by the plugin) and how many handles it holds.
@@ -17,6 +17,8 @@ use crate::scope::{PluginScope, StoreHandle, TxHandle};
 pub struct CacheCtx {
     scope: Arc<PluginScope>,
     open_handles: u32,
+    /// Bytes buffered by the instance's open transactions together.
+    tx_budget: TxBudget,
 }
 
 impl CacheCtx {
@@ -25,6 +27,7 @@ impl CacheCtx {
         CacheCtx {
             scope,
             open_handles: 0,
+            tx_budget: TxBudget::default(),
         }
     }
 
@@ -36,6 +39,12 @@ impl CacheCtx {
     /// Store and transaction handles currently open.
     pub fn open_handles(&self) -> u32 {
         self.open_handles
+    }
+
+    /// Bytes the instance's open transactions buffer together (at most the plugin's
+    /// `max_bytes`).
+    pub fn transaction_bytes(&self) -> u64 {
+        self.tx_budget.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn acquire(&mut self) -> Result<(), WitError> {
@@ -259,7 +268,7 @@ impl HostStore for CacheCtxView<'_> {
     fn begin(&mut self, h: Resource<StoreHandle>) -> Ret<Resource<TxHandle>> {
         let tx = {
             let handle = self.table.get(&h)?;
-            self.ctx.scope.begin(handle)
+            self.ctx.scope.begin(handle, &self.ctx.tx_budget)
         };
         if let Err(e) = self.ctx.acquire() {
             return Ok(Err(e));

@@ -49,10 +49,10 @@ pub mod bindings {
 pub use config::{ConfigFile, Limits, LimitsPatch, PluginPolicy, PluginSection};
 pub use ctx::{CacheCtx, CacheCtxView, CacheView, add_to_linker};
 pub use keyvalue::add_keyvalue_to_linker;
-pub use runtime::{HostConfig, PluginHost, PluginState};
+pub use runtime::{HostConfig, MAX_RESOURCES, PluginHost, PluginState};
 pub use scope::{
-    CasHandle, DEFAULT_STORE, LAYOUT_META, MAX_NAME_LEN, PluginCache, PluginScope, StoreHandle,
-    TxHandle, plugin_dir, valid_name,
+    CasHandle, DEFAULT_STORE, LAYOUT_META, MAX_BATCH, MAX_NAME_LEN, MAX_PAGE, PluginCache,
+    PluginScope, StoreHandle, TxHandle, plugin_dir, valid_name,
 };
 
 use std::time::Duration;

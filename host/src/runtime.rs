@@ -22,6 +22,12 @@ use crate::config::PluginPolicy;
 use crate::ctx::{CacheCtx, CacheCtxView, CacheView};
 use crate::scope::PluginScope;
 
+/// Most resources (WASI streams, pollables, … and the cache's store, transaction and
+/// CAS handles, which `max_handles` bounds further) one invocation may hold at once;
+/// creating one more traps the invocation ("resource table has no free entries").
+/// wasmtime's own default is 1 000 000, about 100 MB of host memory per invocation.
+pub const MAX_RESOURCES: usize = 10_000;
+
 /// Settings of a [`PluginHost`].
 #[derive(Debug, Clone)]
 pub struct HostConfig {
@@ -341,9 +347,11 @@ impl PluginHost {
         argv.push(loaded.scope.name().to_owned());
         argv.extend(args.iter().cloned());
         wasi.args(&argv);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         let state = PluginState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             cache: CacheCtx::new(loaded.scope.clone()),
             limiter: Limiter {
                 inner: StoreLimitsBuilder::new()

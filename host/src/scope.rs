@@ -26,9 +26,11 @@
 //! (and its tags as `s/tag`) in the default namespace, are converted when the plugin's
 //! scope is first opened, in one transaction (see [`LAYOUT_META`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sciqlop_cache::{Cache, CacheKind, Engine, SetOptions, Store, Version};
@@ -78,11 +80,21 @@ pub const DEFAULT_STORE: &str = "default";
 pub const LAYOUT_META: &str = "host.layout";
 const LAYOUT: &str = "namespaces";
 
+/// Bytes the transactions of one invocation buffer together (shared by its
+/// [`TxHandle`]s): bounded by the plugin's byte quota, whatever the number of
+/// transactions open at once.
+pub(crate) type TxBudget = Arc<AtomicU64>;
+
 /// A plugin's namespace: opened once per host and shared by all its invocations.
 pub struct PluginScope {
     name: String,
     cache: PluginCache,
     policy: PluginPolicy,
+    /// Store names known to have a namespace (not `default`), bounded by `max_stores`.
+    stores: Mutex<HashSet<String>>,
+    /// At least the entries of all the plugin's stores: counted exactly when it passes
+    /// `max_entries`, raised by every write that may add entries meanwhile.
+    entries: AtomicU64,
 }
 
 impl std::fmt::Debug for PluginScope {
@@ -117,8 +129,25 @@ pub struct TxHandle {
     /// The transaction's own view of keys it wrote.
     view: HashMap<String, Option<Vec<u8>>>,
     ops: Vec<TxOp>,
-    /// Bytes held by `reads`, `view` and `ops`, bounded by the plugin's byte quota.
+    /// Bytes held by `reads`, `view` and `ops`, also counted in `budget`.
     held: u64,
+    /// What every transaction of the invocation holds together, bounded by the
+    /// plugin's byte quota.
+    budget: TxBudget,
+}
+
+impl TxHandle {
+    /// Gives back what the transaction held to the invocation's budget.
+    fn release_held(&mut self) {
+        self.budget.fetch_sub(self.held, Ordering::Relaxed);
+        self.held = 0;
+    }
+}
+
+impl Drop for TxHandle {
+    fn drop(&mut self) {
+        self.release_held();
+    }
 }
 
 #[derive(Debug)]
@@ -163,10 +192,14 @@ impl PluginScope {
         let engine: Arc<dyn Engine> = builder.open(&dir).map_err(err)?.engine().clone();
         let cache = PluginCache::from_engine(engine, &config).map_err(err)?;
         convert_prefixed_layout(&cache).map_err(err)?;
+        let names = named_stores(&cache).map_err(err)?;
+        let entries = AtomicU64::new(count_entries(&cache, &names).map_err(err)?);
         Ok(Arc::new(PluginScope {
             name: plugin.to_owned(),
             cache,
             policy,
+            stores: Mutex::new(names),
+            entries,
         }))
     }
 
@@ -212,10 +245,75 @@ impl PluginScope {
         if !self.policy.grants(name) {
             return Err(WitError::AccessDenied);
         }
+        self.count_store(name)?;
         let store = self.namespace_of(name).map_err(|e| self.map(e))?;
         Ok(StoreHandle {
             store: Arc::new(store),
         })
+    }
+
+    /// Admits store `name` under `max_stores`: a name the cache already holds, or a new
+    /// one while there is room (each new name is a namespace kept on disk, and in the
+    /// memory of every process that opened it).
+    fn count_store(&self, name: &str) -> OpResult<()> {
+        if name == DEFAULT_STORE {
+            return Ok(());
+        }
+        // A poisoned lock only means another thread panicked while holding a set of
+        // names, which stays valid.
+        let mut known = self.stores.lock().unwrap_or_else(|p| p.into_inner());
+        if known.contains(name) {
+            return Ok(());
+        }
+        let max = self.policy.limits.max_stores as usize;
+        if known.len() >= max {
+            // Other host processes may have made names meanwhile: count them exactly.
+            *known = named_stores(&self.cache).map_err(|e| self.map(e))?;
+            if !known.contains(name) && known.len() >= max {
+                return Err(WitError::QuotaExceeded(format!(
+                    "the plugin already has {} stores, the maximum (max_stores); opening a new store name {name:?} would make one more",
+                    known.len()
+                )));
+            }
+        }
+        known.insert(name.to_owned());
+        Ok(())
+    }
+
+    /// Admits a write of `keys` to `store` under `max_entries`. Cheap while the running
+    /// estimate stays under the limit; past it the entries are counted exactly, and
+    /// when there is no room for the keys that are new, the write is refused (writes to
+    /// existing keys always pass).
+    fn admit(&self, store: &PluginCache, keys: &[&str]) -> OpResult<()> {
+        let max = self.policy.limits.max_entries;
+        let n = keys.len() as u64;
+        if self.entries.fetch_add(n, Ordering::Relaxed) + n <= max {
+            return Ok(());
+        }
+        let names = self
+            .stores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let total = count_entries(&self.cache, &names).map_err(|e| self.map(e))?;
+        self.entries.store(total, Ordering::Relaxed);
+        if total + n <= max {
+            self.entries.fetch_add(n, Ordering::Relaxed);
+            return Ok(());
+        }
+        let mut new = 0u64;
+        for k in keys {
+            if !store.contains(k).map_err(|e| self.map(e))? {
+                new += 1;
+            }
+        }
+        if total + new > max {
+            return Err(WitError::QuotaExceeded(format!(
+                "the plugin's stores hold {total} entries and the maximum is {max} (max_entries): delete some first, or write to existing keys"
+            )));
+        }
+        self.entries.fetch_add(new, Ordering::Relaxed);
+        Ok(())
     }
 
     /// `key`, checked against the plugin's key length limit.
@@ -305,6 +403,7 @@ impl PluginScope {
         let k = self.key(key)?;
         self.check_value(k.len(), value)?;
         let opts = self.options(o)?;
+        self.admit(&h.store, &[k])?;
         h.store.set_with(k, value, &opts).map_err(|e| self.map(e))
     }
 
@@ -318,6 +417,7 @@ impl PluginScope {
         let k = self.key(key)?;
         self.check_value(k.len(), value)?;
         let opts = self.options(o)?;
+        self.admit(&h.store, &[k])?;
         h.store.add_with(k, value, &opts).map_err(|e| self.map(e))
     }
 
@@ -356,6 +456,7 @@ impl PluginScope {
         default: i64,
     ) -> OpResult<i64> {
         let k = self.key(key)?;
+        self.admit(&h.store, &[k])?;
         h.store.incr(k, delta, default).map_err(|e| self.map(e))
     }
 
@@ -367,6 +468,7 @@ impl PluginScope {
         default: i64,
     ) -> OpResult<i64> {
         let k = self.key(key)?;
+        self.admit(&h.store, &[k])?;
         h.store.decr(k, delta, default).map_err(|e| self.map(e))
     }
 
@@ -465,6 +567,8 @@ impl PluginScope {
             let k = self.key(key)?;
             self.check_value(k.len(), value)?;
         }
+        let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
+        self.admit(&h.store, &keys)?;
         h.store
             .set_many_with(entries.iter().map(|(k, v)| (k, v)), &opts)
             .map_err(|e| self.map(e))
@@ -472,7 +576,8 @@ impl PluginScope {
 
     // ---- transactions ----
 
-    pub(crate) fn begin(&self, h: &StoreHandle) -> TxHandle {
+    /// A transaction on `h`'s store, its buffers counted in `budget` (the invocation's).
+    pub(crate) fn begin(&self, h: &StoreHandle, budget: &TxBudget) -> TxHandle {
         TxHandle {
             store: h.store.clone(),
             open: true,
@@ -480,16 +585,23 @@ impl PluginScope {
             view: HashMap::new(),
             ops: Vec::new(),
             held: 0,
+            budget: budget.clone(),
         }
     }
 
+    /// Counts `bytes` more held by `tx`; refused (and not counted) when the
+    /// transactions of the invocation would hold more than the byte quota together.
     fn tx_hold(&self, tx: &mut TxHandle, bytes: usize) -> OpResult<()> {
-        tx.held += bytes as u64 + 64;
-        if tx.held > self.policy.limits.max_bytes {
-            return Err(WitError::QuotaExceeded(
-                "transaction holds more than the plugin's byte quota".to_owned(),
-            ));
+        let add = bytes as u64 + 64;
+        let max = self.policy.limits.max_bytes;
+        let total = tx.budget.fetch_add(add, Ordering::Relaxed) + add;
+        if total > max {
+            tx.budget.fetch_sub(add, Ordering::Relaxed);
+            return Err(WitError::QuotaExceeded(format!(
+                "open transactions would buffer {total} bytes, more than the plugin's byte quota of {max} bytes"
+            )));
         }
+        tx.held += add;
         Ok(())
     }
 
@@ -621,6 +733,7 @@ impl PluginScope {
         tx.reads.clear();
         tx.view.clear();
         tx.ops.clear();
+        tx.release_held();
     }
 
     pub(crate) fn tx_commit(&self, tx: &mut TxHandle) -> OpResult<()> {
@@ -633,6 +746,17 @@ impl PluginScope {
         tx.view.clear();
         if ops.is_empty() && reads.is_empty() {
             return Ok(());
+        }
+        let written: HashSet<&str> = ops
+            .iter()
+            .filter_map(|op| match op {
+                TxOp::Set(k, ..) | TxOp::Add(k, ..) | TxOp::Incr(k, ..) => Some(k.as_str()),
+                TxOp::Delete(_) => None,
+            })
+            .collect();
+        if let Err(e) = self.admit(&tx.store, &written.into_iter().collect::<Vec<_>>()) {
+            tx.release_held();
+            return Err(e);
         }
         // One core transaction: the checks and the writes hold the store's write lock
         // together, so no writer of any process slips in between. Versions are the
@@ -660,6 +784,8 @@ impl PluginScope {
             }
             Ok(())
         });
+        drop((reads, ops));
+        tx.release_held();
         match result {
             Ok(()) => Ok(()),
             Err(TxFail::Conflict) => Err(WitError::Conflict),
@@ -741,6 +867,7 @@ impl PluginScope {
     /// above `i64::MAX` are errors, and nothing is written then.
     pub(crate) fn increment_u64(&self, h: &StoreHandle, key: &str, delta: u64) -> OpResult<u64> {
         let k = self.key(key)?;
+        self.admit(&h.store, &[k])?;
         let delta = i64::try_from(delta).map_err(|_| {
             WitError::InvalidArgument(format!("delta {delta} is larger than i64::MAX"))
         })?;
@@ -802,6 +929,7 @@ impl PluginScope {
     pub(crate) fn cas_swap(&self, cas: &CasHandle, value: &[u8]) -> Result<(), SwapError> {
         self.check_value(cas.key.len(), value)
             .map_err(SwapError::Op)?;
+        self.admit(&cas.store, &[&cas.key]).map_err(SwapError::Op)?;
         match cas
             .store
             .compare_and_swap(&cas.key, cas.version, Some(value))
@@ -811,6 +939,24 @@ impl PluginScope {
             Err(e) => Err(SwapError::Op(self.map(e))),
         }
     }
+}
+
+/// Entries of the store `default` and of the stores `names`.
+fn count_entries(cache: &PluginCache, names: &HashSet<String>) -> sciqlop_cache::Result<u64> {
+    let mut total = cache.len()?;
+    for name in names {
+        total += cache.namespace(name)?.len()?;
+    }
+    Ok(total)
+}
+
+/// Names of the stores the cache holds besides `default` (its namespaces).
+fn named_stores(cache: &PluginCache) -> sciqlop_cache::Result<HashSet<String>> {
+    Ok(cache
+        .namespaces()?
+        .into_iter()
+        .filter(|n| !n.is_empty() && n != DEFAULT_STORE)
+        .collect())
 }
 
 /// Converts a plugin's cache written by an earlier host (store `s`'s key `k` kept as

@@ -108,6 +108,74 @@ impl Plugin for Adversary {
                     }
                 }
             }
+            "tx-hoard" => {
+                // tx-hoard STORE N SIZE: opens up to N transactions at once and buffers
+                // SIZE-byte values in each until the host refuses; keeps them all open.
+                let store = wit::open(arg(&args, 1)?).map_err(|e| wit_kind(&e).to_string())?;
+                let n = num(&args, 2)?;
+                let size = usize::try_from(num(&args, 3)?).map_err(|e| e.to_string())?;
+                let value = vec![b'h'; size];
+                let mut txs = Vec::new();
+                let mut buffered = 0u64;
+                let mut refused = String::from("none");
+                'outer: for t in 0..n {
+                    let tx = match store.begin() {
+                        Ok(tx) => tx,
+                        Err(e) => {
+                            refused = format!("begin:{}", wit_kind(&e));
+                            break;
+                        }
+                    };
+                    for i in 0.. {
+                        match tx.set(&format!("hoard:{t}:{i}"), &value, None) {
+                            Ok(()) => buffered += size as u64,
+                            Err(e) => {
+                                refused = format!("set:{}", wit_kind(&e));
+                                break;
+                            }
+                        }
+                        if i > 1_000_000 {
+                            break 'outer;
+                        }
+                    }
+                    txs.push(tx);
+                }
+                Ok(format!(
+                    "ok:buffered={buffered} txs={} refused={refused}",
+                    txs.len()
+                ))
+            }
+            "batch-max" => {
+                // batch-max STORE N SIZE: one set-many of N entries of SIZE bytes, one
+                // get-many of N copies of a key holding the largest value the host takes.
+                let store = wit::open(arg(&args, 1)?).map_err(|e| wit_kind(&e).to_string())?;
+                let n = usize::try_from(num(&args, 2)?).map_err(|e| e.to_string())?;
+                let size = usize::try_from(num(&args, 3)?).map_err(|e| e.to_string())?;
+                let entries: Vec<(String, Vec<u8>)> = (0..n)
+                    .map(|i| (format!("b:{i}"), vec![b'b'; size]))
+                    .collect();
+                let set = wit_out(store.set_many(&entries, None).map(|()| "set"));
+                drop(entries);
+                let mut big = 1usize << 20;
+                while big > 0 && store.set("big", &vec![b'g'; big], None).is_err() {
+                    big /= 2;
+                }
+                let keys: Vec<String> = (0..n).map(|_| "big".to_owned()).collect();
+                let get = wit_out(store.get_many(&keys).map(|v| v.len()));
+                Ok(format!("set-many {set}, get-many {get}"))
+            }
+            "stores" => {
+                // stores PREFIX N: opens N distinct store names (each a namespace on
+                // disk), dropping each handle at once.
+                let prefix = arg(&args, 1)?;
+                let n = num(&args, 2)?;
+                for i in 0..n {
+                    if let Err(e) = wit::open(&format!("{prefix}{i}")) {
+                        return Ok(format!("opened {i} then err:{}", wit_kind(&e)));
+                    }
+                }
+                Ok(format!("ok:opened {n}"))
+            }
             // --- probes ---
             "open" => Ok(out(Cache::open(arg(&args, 1)?).map(|_| "opened"))),
             "set" => {
