@@ -11,7 +11,7 @@
 #   nice -n 19 scripts/soak.sh 30m
 #
 # Environment: SOAK_WORKERS, SOAK_SURVIVORS, SOAK_MAX_SIZE, SOAK_KEYS, SOAK_SEED,
-# SOAK_DIR (see tests/src/bin/soak.rs).
+# SOAK_DIR (see tests/src/bin/soak.rs), SOAK_BIN (below).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -19,6 +19,10 @@ if [ $# -ne 1 ]; then
     echo "usage: scripts/soak.sh DURATION   (for example 60s, 30m, 1h)" >&2
     exit 2
 fi
-# The debug build: the one `cargo test --workspace` already made (no second build in CI).
-cargo build --locked -q -p sciqlop-cache-tests --bin soak
-exec "$("$ROOT/scripts/target-dir.sh")/debug/soak" "$1"
+# SOAK_BIN: a soak binary already built (scripts/test.sh passes the one
+# `cargo test --workspace` made, so nothing is built again); else the debug build.
+if [ -z "${SOAK_BIN:-}" ]; then
+    cargo build --locked -q -p sciqlop-cache-tests --bin soak
+    SOAK_BIN="$("$ROOT/scripts/target-dir.sh")/debug/soak"
+fi
+exec "$SOAK_BIN" "$1"
