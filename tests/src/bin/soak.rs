@@ -90,6 +90,11 @@ const SIZE_SLACK: u64 = 64 << 20;
 const RSS_TOLERANCE_KIB: u64 = 16 * 1024;
 /// Growth of open descriptors allowed (reader connections opened on demand).
 const FD_TOLERANCE: u64 = 8;
+/// How long a worker may take to end once stopped (it finishes its operation first).
+const STOP_WAIT: Duration = Duration::from_secs(120);
+/// Past the duration by this much, the soak gives up as hung (exit 1), whatever it
+/// waits for.
+const WATCHDOG_MARGIN: Duration = Duration::from_secs(900);
 /// Expiring keys per worker.
 const X_KEYS: usize = 12;
 /// The counter every worker increments.
@@ -577,11 +582,30 @@ impl Supervisor {
         }
     }
 
-    /// Handles messages until the output of `slot`'s current process ended.
+    /// Handles messages until the output of `slot`'s current process ended. A process
+    /// that is still writing after [`STOP_WAIT`] is a failure (a hang): it is killed.
     fn drain_until_eof(&mut self, slot: usize) {
+        let deadline = Instant::now() + STOP_WAIT;
         while !self.slots[slot].ended {
-            match self.rx.recv_timeout(Duration::from_secs(60)) {
+            if Instant::now() > deadline {
+                self.failures.push(format!(
+                    "worker {slot}: did not end within {STOP_WAIT:?} (a hang?); killed"
+                ));
+                if let Some(child) = self.slots[slot].child.as_mut() {
+                    let _ = child.kill();
+                }
+                // Its output ends now; lines still buffered are read as usual.
+                while !self.slots[slot].ended {
+                    match self.rx.recv_timeout(Duration::from_secs(10)) {
+                        Ok(msg) => self.handle(msg),
+                        Err(_) => return,
+                    }
+                }
+                return;
+            }
+            match self.rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(msg) => self.handle(msg),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(e) => {
                     self.failures
                         .push(format!("worker {slot}: its output never ended ({e})"));
@@ -864,6 +888,16 @@ fn supervise(duration: Duration) -> bool {
     for slot in 0..workers {
         sup.spawn(slot);
     }
+    // A hang anywhere (a worker, the store, the verification) ends the run as a
+    // failure instead of blocking its caller (CI) forever; the workers end with it
+    // (their stdout closes).
+    std::thread::spawn(move || {
+        std::thread::sleep(duration + WATCHDOG_MARGIN);
+        println!(
+            "soak: FAILED: still running {WATCHDOG_MARGIN:?} after the end of the run (a hang)"
+        );
+        std::process::exit(1);
+    });
     let deadline = sup.started + duration;
     let mut next_kill = Instant::now() + Duration::from_millis(sup.rng.u64(1000..4000));
     let mut next_sample = Instant::now();
@@ -964,6 +998,11 @@ fn supervise(duration: Duration) -> bool {
         other => sup
             .failures
             .push(format!("check() after check(true): {other:?}")),
+    }
+    // Files of rows deleted last are queued for deletion (the `discarded` queue, drained
+    // by the upkeep): drain it, then every value file has its row.
+    if let Err(e) = sup.cache.maintain() {
+        sup.failures.push(format!("maintain(): {e}"));
     }
     let (files, rows) = (value_files(&dir).len() as u64, file_backed_rows(&dir));
     if files != rows {
