@@ -132,11 +132,13 @@ fn crash_cycles(threads: usize, cycles: usize) {
         let errs = LineReader::spawn(child.stderr.take().expect("stderr"));
         // Mostly short lives (tens of ms), sometimes very short (killed while opening),
         // sometimes longer.
+        // With several writer threads, a little longer (the child opens, then starts
+        // its threads).
         let delay = match rng.u8(..10) {
             0 => rng.u64(0..5),
             1 => rng.u64(40..120),
             _ => rng.u64(5..40),
-        };
+        } * if threads > 1 { 2 } else { 1 };
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().expect("SIGKILL the writer");
         let status = child.wait().expect("wait for the writer");

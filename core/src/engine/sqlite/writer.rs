@@ -262,23 +262,21 @@ impl Shared {
             let ok = if single {
                 round.run(i, w)
             } else {
-                match self.begin_level(w) {
-                    Ok(()) => {
-                        let ok = round.run(i, w);
-                        if ok {
-                            if self.commit_level(w).is_err() {
-                                self.rollback_level(w);
-                            }
-                        } else {
-                            self.rollback_level(w);
-                        }
-                        ok
-                    }
-                    Err(e) => {
-                        self.rollback_level(w);
-                        return Err(e);
-                    }
+                if let Err(e) = self.begin_level(w) {
+                    self.rollback_level(w);
+                    return Err(e);
                 }
+                let ok = round.run(i, w);
+                if !ok {
+                    self.rollback_level(w);
+                } else if let Err(e) = self.commit_level(w) {
+                    // The write said it succeeded but its savepoint could not be kept:
+                    // the whole round fails, so that nobody is told of a lost write.
+                    self.rollback_level(w);
+                    self.rollback_level(w);
+                    return Err(e);
+                }
+                ok
             };
             if w.aborted {
                 // SQLite dropped the transaction: nothing of the round is written.
