@@ -22,6 +22,9 @@ cargo test --workspace --locked
 # One minute of the soak test (8 processes, SIGKILLs, mixed workload; about 65 s), with
 # the binary the workspace tests built.
 SOAK_BIN="$("$ROOT/scripts/target-dir.sh")/debug/soak" "$ROOT/scripts/soak.sh" 60s
+# Fuzz targets of fuzz/ (cargo fuzz, libFuzzer): 20 s each from the seed corpus; the
+# long run is scripts/fuzz.sh with its default of 10 minutes per target.
+"$ROOT/scripts/fuzz.sh" 20
 # What the run left on disk: CI's disk is small, so keep an eye on this figure.
 du -sh "$("$ROOT/scripts/target-dir.sh")" \
-    guest-examples/target || true
+    guest-examples/target fuzz/target 2>/dev/null || true

@@ -185,8 +185,9 @@ impl PluginScope {
         let builder = Cache::builder()
             .max_size(limits.max_bytes)
             // Keys of directories of earlier hosts carry a store prefix until converted;
-            // the plugin's own limit is checked first.
-            .max_key_len(limits.max_key_len + MAX_NAME_LEN + 1)
+            // the plugin's own limit is checked first. Saturating: a configured limit
+            // near usize::MAX (the TOML file takes any u64) must not overflow.
+            .max_key_len(limits.max_key_len.saturating_add(MAX_NAME_LEN + 1))
             .max_value_size(limits.max_value_size);
         let config = builder.config().clone();
         let engine: Arc<dyn Engine> = builder.open(&dir).map_err(err)?.engine().clone();
