@@ -98,10 +98,10 @@ calls = st.lists(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(kind=st.sampled_from(["Cache", "Index", "FanoutCache", "FanoutIndex"]), calls=calls)
+@given(kind=st.sampled_from(["cache", "index", "fanout-cache", "fanout-index"]), calls=calls)
 def test_native_store_methods_take_any_arguments(tmp_path_factory, kind, calls):
     d = tmp_path_factory.mktemp("native")
-    s = _native.NativeStore(kind, str(d / "s"), 0, 2 if kind.startswith("Fanout") else None, 1.0)
+    s = _native.NativeStore(kind, str(d / "s"), 0, 2 if kind.startswith("fanout") else None, 1.0)
     try:
         for i, args, kwargs in calls:
             call(s, NATIVE_METHODS[i % len(NATIVE_METHODS)], args, kwargs)
@@ -140,7 +140,7 @@ def test_public_store_methods_take_any_arguments(tmp_path_factory, kind, calls):
 def test_constructors_take_any_arguments(tmp_path_factory, args, kwargs):
     # Paths stay inside the temporary directory: the other arguments are arbitrary.
     d = str(tmp_path_factory.mktemp("ctor") / "s")
-    kind = args[0] if args else "Cache"
+    kind = args[0] if args else "cache"
     for ctor, lead, rest in [
         (_native.NativeStore, [kind, d + "n"], args[1:4]),
         (sc.Cache, [d + "c"], args[:2]),
