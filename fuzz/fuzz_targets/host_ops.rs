@@ -17,7 +17,7 @@
 #![no_main]
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
@@ -1820,27 +1820,54 @@ enum TxAct {
     Incr(i64, i64, bool),
 }
 
-fuzz_target!(|input: Input| {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let tight = input.tight_quota.map(|q| 4096 + u64::from(q) % (60 << 10));
-    let limits = Limits {
-        max_bytes: tight.unwrap_or(64 << 20),
+/// The byte quota of the inputs that ask for a tight one (then eviction happens, and
+/// the model only knows which keys may be there).
+const TIGHT_QUOTA: u64 = 24 << 10;
+
+fn limits(tight: bool) -> Limits {
+    Limits {
+        max_bytes: if tight { TIGHT_QUOTA } else { 64 << 20 },
         max_value_size: MAX_VALUE,
         max_key_len: MAX_KEY_LEN,
         max_handles: MAX_HANDLES,
         ..Limits::default()
-    };
-    let policy = PluginPolicy {
-        stores: STORES.iter().map(|s| (*s).to_owned()).collect(),
-        limits: limits.clone(),
-    };
-    let plugins = ["alpha", "beta"]
+    }
+}
+
+/// The two plugins' namespaces, for each quota: opened once per process (opening four
+/// SQLite stores per input would be most of the run's time) and emptied before each
+/// input, so that each input starts from empty stores.
+fn scopes(tight: bool) -> &'static [Arc<PluginScope>; 2] {
+    static S: OnceLock<(tempfile::TempDir, [[Arc<PluginScope>; 2]; 2])> = OnceLock::new();
+    let (_, s) = S.get_or_init(|| {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let open = |tight: bool| {
+            let root = tmp.path().join(if tight { "tight" } else { "roomy" });
+            let policy = PluginPolicy {
+                stores: STORES.iter().map(|s| (*s).to_owned()).collect(),
+                limits: limits(tight),
+            };
+            ["alpha", "beta"]
+                .map(|name| PluginScope::open(&root, name, policy.clone()).expect("scope"))
+        };
+        let s = [open(false), open(true)];
+        (tmp, s)
+    });
+    &s[tight as usize]
+}
+
+fuzz_target!(|input: Input| {
+    let tight = input.tight_quota.is_some();
+    let limits = limits(tight);
+    let plugins = scopes(tight)
         .iter()
-        .map(|name| {
-            let scope = PluginScope::open(tmp.path(), name, policy.clone()).expect("scope");
+        .map(|scope| {
+            for s in STORES {
+                scope.store(s).expect("store").clear().expect("clear");
+            }
             Plugin {
                 ctx: CacheCtx::new(scope.clone()),
-                scope,
+                scope: scope.clone(),
                 table: ResourceTable::new(),
                 stores: HashMap::new(),
                 gens: HashMap::new(),
@@ -1855,7 +1882,7 @@ fuzz_target!(|input: Input| {
         cas: Vec::new(),
         txs: Vec::new(),
         limits,
-        loose: tight.is_some(),
+        loose: tight,
     };
     for op in input.ops.iter().take(200) {
         w.run(op);
