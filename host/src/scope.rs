@@ -564,9 +564,19 @@ impl PluginScope {
             )));
         }
         let opts = self.options(o)?;
+        let mut bytes = 0u64;
         for (key, value) in entries {
             let k = self.key(key)?;
             self.check_value(k.len(), value)?;
+            bytes += (k.len() + value.len()) as u64;
+        }
+        // One call never writes more than the whole quota: what the background eviction
+        // has to bring back is then at most one call's bytes.
+        let max = self.policy.limits.max_bytes;
+        if bytes > max {
+            return Err(WitError::QuotaExceeded(format!(
+                "a batch of {bytes} bytes is larger than the plugin's byte quota of {max} bytes"
+            )));
         }
         let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_str()).collect();
         self.admit(&h.store, &keys)?;

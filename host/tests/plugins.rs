@@ -146,6 +146,29 @@ fn quotas_are_typed_errors_and_the_host_survives() {
 }
 
 #[test]
+fn a_batch_larger_than_the_byte_quota_is_refused_whole() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut h = host(root.path());
+    let p = policy(|p| {
+        p.limits.max_bytes = 24_576;
+        p.limits.max_value_size = 4096;
+    });
+    h.load_file("b", &wasm("adversarial"), p).expect("load");
+    // Ten entries of 4 KiB (each within the limits): 40 KiB in one call, over the quota.
+    let out = run(&h, "b", &["batch-max", "s", "10", "4096"]);
+    assert!(out.starts_with("set-many err:quota-exceeded"), "{out}");
+    let scope = h.scope("b").expect("scope");
+    assert_eq!(
+        scope.store("s").expect("store").get("b:0").expect("get"),
+        None,
+        "nothing of it written"
+    );
+    // A batch within the quota is taken.
+    let out = run(&h, "b", &["batch-max", "s", "4", "4096"]);
+    assert!(out.starts_with("set-many ok:set"), "{out}");
+}
+
+#[test]
 fn byte_quota_evicts_least_recently_used() {
     let root = tempfile::tempdir().expect("tempdir");
     let mut h = host(root.path());
