@@ -165,7 +165,12 @@ impl WebCache {
         let bytes = value_bytes(&value)?;
         let mut opts = SetOptions::new();
         if let Some(ms) = number_option(&options, "expireMs")? {
-            opts = opts.expire(Duration::from_secs_f64(ms / 1000.0));
+            let d = Duration::try_from_secs_f64(ms / 1000.0).map_err(|_| {
+                JsError::new(&format!(
+                    "option expireMs ({ms}) is too large for an expiry"
+                ))
+            })?;
+            opts = opts.expire(d);
         }
         if let Some(tag) = option(&options, "tag")? {
             let tag = tag

@@ -83,6 +83,11 @@ async fn set_options_expiry_and_tags() {
         c.set("x", "1".into(), Some(obj(&[("expireMs", (-1.0).into())])))
             .is_err()
     );
+    // Finite but past what an expiry can hold: an error, not a panic.
+    assert!(
+        c.set("x", "1".into(), Some(obj(&[("expireMs", 1e300.into())])))
+            .is_err()
+    );
     assert!(
         c.set("x", "1".into(), Some(obj(&[("tag", 5.0.into())])))
             .is_err()
