@@ -420,6 +420,12 @@ struct World {
     slack: [u64; 2],
 }
 
+/// A batch is refused whole when its keys and values together exceed the byte quota.
+fn within_quota(limits: &Limits, entries: &[(String, Vec<u8>)]) -> Result<(), ()> {
+    let bytes: u64 = entries.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+    if bytes > limits.max_bytes { Err(()) } else { Ok(()) }
+}
+
 /// Whether setting `key` to `value` with `opts` must be accepted, and the entry is
 /// sure to stay (no short expiry).
 fn expect_set(limits: &Limits, key: &str, value: &[u8], opts: Option<&Opts>) -> Result<bool, ()> {
@@ -982,7 +988,8 @@ impl World {
                 let expect: Result<Vec<bool>, ()> = entries
                     .iter()
                     .map(|(k, v)| expect_set(&self.limits, k, v, opts.as_ref()))
-                    .collect();
+                    .collect::<Result<_, _>>()
+                    .and_then(|sure| within_quota(&self.limits, &entries).map(|()| sure));
                 if entries.is_empty() {
                     // Nothing to write: the options may be checked (a tag too long) or
                     // not (an expiry out of range is only computed per entry).
@@ -1277,7 +1284,8 @@ impl World {
                 let expect: Result<Vec<bool>, ()> = entries
                     .iter()
                     .map(|(k, v)| expect_set(&self.limits, k, v, None))
-                    .collect();
+                    .collect::<Result<_, _>>()
+                    .and_then(|sure| within_quota(&self.limits, &entries).map(|()| sure));
                 let view = &mut self.plugins[p].view();
                 let b = Resource::new_borrow(rep);
                 let r = if *v2 {
