@@ -422,8 +422,15 @@ struct World {
 
 /// A batch is refused whole when its keys and values together exceed the byte quota.
 fn within_quota(limits: &Limits, entries: &[(String, Vec<u8>)]) -> Result<(), ()> {
-    let bytes: u64 = entries.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
-    if bytes > limits.max_bytes { Err(()) } else { Ok(()) }
+    let bytes: u64 = entries
+        .iter()
+        .map(|(k, v)| (k.len() + v.len()) as u64)
+        .sum();
+    if bytes > limits.max_bytes {
+        Err(())
+    } else {
+        Ok(())
+    }
 }
 
 /// Whether setting `key` to `value` with `opts` must be accepted, and the entry is
