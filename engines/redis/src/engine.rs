@@ -242,6 +242,29 @@ impl RedisEngine {
         }
     }
 
+    /// One entry written by the script's `op` (`set` or `add`): its answer.
+    fn put(
+        &self,
+        retry: bool,
+        op: &str,
+        ns: &Namespace,
+        key: &str,
+        value: &[u8],
+        opts: &SetOptions,
+    ) -> Result<i64> {
+        self.writable()?;
+        self.check_value(value.len())?;
+        let exp = expire_arg(opts)?;
+        self.run(retry, op, |a| {
+            arg(a, Self::ns_arg(ns));
+            arg(a, key);
+            arg(a, value);
+            arg(a, &exp);
+            arg(a, tag_arg(opts));
+            arg(a, self.bound());
+        })
+    }
+
     /// Runs the script's operation `op` with the arguments `build` adds.
     fn run<T: redis::FromRedisValue>(
         &self,
@@ -608,18 +631,7 @@ impl Engine for RedisEngine {
     }
 
     fn set(&self, ns: &Namespace, key: &str, value: &[u8], opts: &SetOptions) -> Result<()> {
-        self.writable()?;
-        self.check_value(value.len())?;
-        let exp = expire_arg(opts)?;
-        let _: i64 = self.run(true, "set", |a| {
-            arg(a, Self::ns_arg(ns));
-            arg(a, key);
-            arg(a, value);
-            arg(a, &exp);
-            arg(a, tag_arg(opts));
-            arg(a, self.bound());
-        })?;
-        Ok(())
+        self.put(true, "set", ns, key, value, opts).map(|_| ())
     }
 
     fn set_many(&self, ns: &Namespace, entries: &[(&str, &[u8])], opts: &SetOptions) -> Result<()> {
@@ -645,18 +657,7 @@ impl Engine for RedisEngine {
     }
 
     fn add(&self, ns: &Namespace, key: &str, value: &[u8], opts: &SetOptions) -> Result<bool> {
-        self.writable()?;
-        self.check_value(value.len())?;
-        let exp = expire_arg(opts)?;
-        let r: i64 = self.run(false, "add", |a| {
-            arg(a, Self::ns_arg(ns));
-            arg(a, key);
-            arg(a, value);
-            arg(a, &exp);
-            arg(a, tag_arg(opts));
-            arg(a, self.bound());
-        })?;
-        Ok(r == 1)
+        self.put(false, "add", ns, key, value, opts).map(|r| r == 1)
     }
 
     fn delete(&self, ns: &Namespace, key: &str) -> Result<bool> {

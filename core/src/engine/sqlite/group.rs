@@ -163,10 +163,7 @@ impl Combiner {
 
     /// Takes every queued write for a round.
     pub(crate) fn take_round(&self) -> Round {
-        Round {
-            jobs: std::mem::take(&mut self.state.lock().queue),
-            outcome: Err(Error::TransactionAborted),
-        }
+        Round::of(std::mem::take(&mut self.state.lock().queue))
     }
 
     /// Ends a leader's turn: the first queued writer leads next, or the next writer to
@@ -204,10 +201,7 @@ impl<'a> Leadership<'a> {
             self.over = true;
             return None;
         }
-        Some(Round {
-            jobs: std::mem::take(&mut st.queue),
-            outcome: Err(Error::TransactionAborted),
-        })
+        Some(Round::of(std::mem::take(&mut st.queue)))
     }
 }
 
@@ -227,6 +221,14 @@ pub(crate) struct Round {
 }
 
 impl Round {
+    /// A round of `jobs`, not committed yet.
+    fn of(jobs: Vec<Queued>) -> Self {
+        Round {
+            jobs,
+            outcome: Err(Error::TransactionAborted),
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.jobs.len()
     }
