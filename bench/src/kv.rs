@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::Arc;
 
-use sciqlop_cache::{AnyStore, Config, Engine, FanoutCache, Kind, SqliteEngine, Store};
+use sciqlop_cache::{AnyStore, Cache, Config, Engine, FanoutCache, Kind, SqliteEngine, Store};
 
 /// Names of the Rust implementations, in report order.
 pub const RUST_IMPLS: &[&str] = &[
@@ -36,7 +36,9 @@ pub trait Kv: Send + Sync {
 pub fn open(name: &str, dir: &Path) -> Result<Box<dyn Kv>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(match name {
-        "sciqlop-cache" | "sciqlop-index" | "sciqlop-fanout" => Box::new(sciqlop(name, dir)?),
+        "sciqlop-cache" | "sciqlop-cache-unfair" | "sciqlop-index" | "sciqlop-fanout" => {
+            Box::new(sciqlop(name, dir)?)
+        }
         "rusqlite-raw" => Box::new(RawSqlite::open(dir)?),
         "cacache" => Box::new(Cacache {
             dir: dir.to_owned(),
@@ -46,11 +48,17 @@ pub fn open(name: &str, dir: &Path) -> Result<Box<dyn Kv>> {
 }
 
 /// This project's stores, each on an engine chosen at run time (the core's own
-/// `dyn Engine` seam, as the CLI uses it): a cache, an index, or a fanout of caches.
+/// `dyn Engine` seam, as the CLI uses it): a cache (`-unfair`: without the writers'
+/// turnstile, for comparisons), an index, or a fanout of caches.
 fn sciqlop(name: &str, dir: &Path) -> Result<AnyStore> {
-    let config = Config::default();
+    let config = match name {
+        "sciqlop-cache-unfair" => Cache::builder().fair_writers(false).config().clone(),
+        _ => Config::default(),
+    };
     let engine: Arc<dyn Engine> = match name {
-        "sciqlop-cache" => Arc::new(SqliteEngine::open(dir, config.clone(), Some(Kind::CACHE))?),
+        "sciqlop-cache" | "sciqlop-cache-unfair" => {
+            Arc::new(SqliteEngine::open(dir, config.clone(), Some(Kind::CACHE))?)
+        }
         "sciqlop-index" => Arc::new(SqliteEngine::open(dir, config.clone(), Some(Kind::INDEX))?),
         _ => FanoutCache::open(dir)?.engine().clone(),
     };

@@ -4,7 +4,8 @@
 //! - threads: 1, 2, 4, 8 threads of this process setting 100-byte values (each its own
 //!   keys) on one `Cache`, with group commit on and off: throughput and p50/p99/max;
 //! - plugins: 8 plugins of one host setting concurrently (each a guest loop of sets);
-//! - processes: 1, 2, 4, 8 processes on one store (ours, and diskcache from Python);
+//! - processes: 1, 2, 4, 8 processes on one store (ours with the writers' turnstile and
+//!   without, and diskcache from Python);
 //! - readers: p50/p99 of gets with no writer, then while 4 threads write.
 
 use std::fmt::Write as _;
@@ -134,14 +135,20 @@ fn threads(dir: &Path, workers: usize, ops: usize, group: bool) -> Result<Line> 
 }
 
 /// `workers` processes (`sqbench worker`), each `ops` sets then gets; the set latencies.
-fn processes(dir: &Path, workers: usize, ops: usize) -> Result<Line> {
+/// `fair`: with the writers' turnstile (the default), else SQLite's lock alone.
+fn processes(dir: &Path, workers: usize, ops: usize, fair: bool) -> Result<Line> {
+    let imp = if fair {
+        "sciqlop-cache"
+    } else {
+        "sciqlop-cache-unfair"
+    };
     drop(Cache::open(dir)?);
     let exe = std::env::current_exe().context("locating sqbench")?;
     let start = SystemTime::now().duration_since(UNIX_EPOCH)? + Duration::from_millis(1500);
     let children = (0..workers)
         .map(|id| {
             Command::new(&exe)
-                .args(worker_main_args("sciqlop-cache", dir, id, ops, start))
+                .args(worker_main_args(imp, dir, id, ops, start))
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .context("spawning a worker")
@@ -164,7 +171,11 @@ fn processes(dir: &Path, workers: usize, ops: usize) -> Result<Line> {
     }
     Ok(Line::new(
         "sciqlop-cache",
-        "processes",
+        if fair {
+            "processes"
+        } else {
+            "processes, no turnstile"
+        },
         workers,
         Duration::from_nanos(wall),
         lat,
@@ -306,11 +317,13 @@ pub fn run(
         remove_store(&d);
     }
     for &w in &plan.workers {
-        let d = fresh(&format!("procs-{w}"));
-        let l = processes(&d, w, plan.ops)?;
-        eprintln!("writers: processes {w} p99 {:.0} µs", l.pct(0.99));
-        lines.push(l);
-        remove_store(&d);
+        for fair in [true, false] {
+            let d = fresh(&format!("procs-{w}-{fair}"));
+            let l = processes(&d, w, plan.ops, fair)?;
+            eprintln!("writers: {} {w} p99 {:.0} µs", l.mode, l.pct(0.99));
+            lines.push(l);
+            remove_store(&d);
+        }
     }
     if let Some(python) = python {
         let d = fresh("diskcache");

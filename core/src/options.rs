@@ -133,6 +133,8 @@ pub struct Config {
     pub(crate) on_wait: Option<WaitNotice>,
     #[cfg_attr(feature = "guest", allow(dead_code))]
     pub(crate) group_commit: bool,
+    #[cfg_attr(feature = "guest", allow(dead_code))]
+    pub(crate) fair_writers: bool,
 }
 
 /// The callback of [`Builder::on_wait`].
@@ -166,6 +168,7 @@ impl Default for Config {
             read_only: false,
             on_wait: None,
             group_commit: true,
+            fair_writers: true,
         }
     }
 }
@@ -331,6 +334,20 @@ impl<P: Policy> Builder<P> {
     #[must_use]
     pub fn group_commit(mut self, on: bool) -> Self {
         self.config.group_commit = on;
+        self
+    }
+
+    /// Fair writers across processes (default on, Linux with glibc): processes writing
+    /// to one store queue for the write lock in the kernel, in arrival order, through a
+    /// shared mutex in the store's `.sciqlop-cache.writers` file, instead of each
+    /// retrying SQLite's lock from its busy handler (where a writer can lose the race
+    /// many times in a row). The wait is still bounded by [`busy_timeout`](Self::busy_timeout);
+    /// a holder killed mid-write hands the lock on. Writers that do not use it (other
+    /// programs, handles opened with it off) still meet SQLite's own lock. Off, writers
+    /// only use SQLite's lock (for comparisons).
+    #[must_use]
+    pub fn fair_writers(mut self, on: bool) -> Self {
+        self.config.fair_writers = on;
         self
     }
 

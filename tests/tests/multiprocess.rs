@@ -287,3 +287,49 @@ fn eight_processes_racing_to_create_a_fanout() {
     });
     assert!(cache.check(false).expect("check").ok);
 }
+
+/// A process killed while it holds the write lock inside a transaction (and with it the
+/// writers' turnstile) hands both on: the next writer of another process gets them
+/// instead of waiting its whole busy timeout and failing with `Busy`, and nothing of the
+/// killed transaction is there.
+#[test]
+fn a_writer_killed_holding_the_write_lock_hands_it_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("s");
+    Cache::open(&store)
+        .expect("create")
+        .set("before", b"1")
+        .expect("set");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_disk_worker"))
+        .args(["hold", store.to_str().expect("utf-8 path"), "doomed"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn disk_worker");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("read");
+    assert_eq!(
+        line.trim(),
+        "HOLDING",
+        "the child did not get to hold the lock"
+    );
+    // SQLite's own locks go with the process; the turnstile must too.
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    let cache = Cache::builder()
+        .busy_timeout(Duration::from_secs(5))
+        .open(&store)
+        .expect("reopen");
+    cache
+        .set("after", b"2")
+        .expect("the next writer gets the lock");
+    assert_eq!(cache.get("doomed").expect("get"), None);
+    assert_eq!(
+        cache.get("before").expect("get").as_deref(),
+        Some(&b"1"[..])
+    );
+    assert!(
+        store.join(".sciqlop-cache.writers").exists(),
+        "writers queue through the turnstile file"
+    );
+}

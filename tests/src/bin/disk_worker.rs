@@ -9,6 +9,9 @@
 //!   `SIGXFSZ`, so writes fail with `EFBIG` instead of killing the process), writes a
 //!   value larger than the limit, then values until a write fails, then reads back and
 //!   tries a few more writes. Prints `OK key version` after each successful write.
+//! - `disk_worker hold DIR KEY`: opens `DIR`, sets `KEY` inside a transaction, prints
+//!   `HOLDING` and sleeps with the transaction open (so holding the write lock and the
+//!   writers' turnstile) until it is killed.
 //!
 //! Error lines carry the error's variant (`{:?}` up to the first `{`/`(`) and message.
 
@@ -161,15 +164,33 @@ fn fill(dir: &str, limit: u64) {
     }
 }
 
+fn hold(dir: &str, key: &str) {
+    let cache = open(dir).unwrap_or_else(|e| {
+        println!("{}", err_line("OPEN", &e));
+        std::process::exit(1)
+    });
+    let r: Result<(), Error> = cache.transact(|tx| {
+        tx.set(key, b"never committed")?;
+        println!("HOLDING");
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    if let Err(e) = r {
+        println!("{}", err_line("HOLD", &e));
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("ro") if args.len() >= 4 => read_only(&args[2], &args[3], &args[4..]),
         Some("fill") if args.len() == 4 => fill(&args[2], args[3].parse().expect("LIMIT")),
         Some("watch") if args.len() == 5 => watch(&args[2], &args[3], &args[4]),
+        Some("hold") if args.len() == 4 => hold(&args[2], &args[3]),
         _ => {
             eprintln!(
-                "usage: disk_worker ro DIR NEW_DIR KEYS… | fill DIR LIMIT | watch DIR KEY UNTIL"
+                "usage: disk_worker ro DIR NEW_DIR KEYS… | fill DIR LIMIT | watch DIR KEY UNTIL | hold DIR KEY"
             );
             std::process::exit(2);
         }

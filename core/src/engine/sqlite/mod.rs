@@ -16,6 +16,7 @@
 //! | `maintenance` | the background thread that runs the upkeep and watches the WAL |
 //! | `check` | the integrity check and its repairs |
 //! | `files` | the file tier (value files, temporary files, the reserve) |
+//! | `turnstile` | the writers' queue across processes (a shared robust mutex) |
 //! | `pin` | the read pin (reads skip their lock system calls while writes pause) |
 //! | `readonly` | stores this process cannot write: why, and reading one at rest |
 //! | `salvage` | copying what is readable out of a damaged database |
@@ -44,6 +45,7 @@ mod read;
 mod readonly;
 pub mod salvage;
 mod schema;
+mod turnstile;
 mod upkeep;
 mod write;
 mod writer;
@@ -118,6 +120,8 @@ pub(crate) struct Shared {
     stats: bool,
     files: FileTier,
     writer: ReentrantMutex<RefCell<Writer>>,
+    /// The writers' queue across processes, where there is one (see `turnstile`).
+    turnstile: Option<turnstile::Turnstile>,
     /// Token of the thread inside a transaction, 0 when none.
     tx_owner: AtomicU64,
     /// Group commit: the leader and the writes queued for its round.
@@ -364,6 +368,10 @@ impl SqliteEngine {
             e => e,
         })?;
         let readers = (0..READERS).map(|_| Mutex::new(None)).collect();
+        let turnstile =
+            (read_only.is_none() && PLATFORM.threads && PLATFORM.files && config.fair_writers)
+                .then(|| turnstile::Turnstile::open(dir))
+                .flatten();
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
             db_path,
@@ -373,6 +381,7 @@ impl SqliteEngine {
             stats: kind.stats,
             files,
             writer: ReentrantMutex::new(RefCell::new(Writer::new(conn))),
+            turnstile,
             tx_owner: AtomicU64::new(0),
             combiner: group::Combiner::default(),
             readers,

@@ -11,6 +11,7 @@ use rusqlite::Connection;
 
 use super::errors::is_storage_full;
 use super::group::{Job, Leadership, MAX_ROUNDS, Role, Round, duplicate};
+use super::turnstile::Entry;
 use super::{Shared, connection, schema, thread_token};
 use crate::engine::EngineTx;
 use crate::platform::PLATFORM;
@@ -30,6 +31,8 @@ pub(crate) struct Writer {
     /// Locks (name, owner) released inside the open transaction: deleted once it ends,
     /// committed or not (a rollback must not bring a released lock back).
     pub(crate) unlocks: Vec<(String, String)>,
+    /// This writer holds the store's writers' turnstile (see `turnstile`).
+    pub(crate) in_turnstile: bool,
 }
 
 impl Writer {
@@ -41,6 +44,7 @@ impl Writer {
             discard_pending: false,
             aborted: false,
             unlocks: Vec::new(),
+            in_turnstile: false,
         }
     }
 
@@ -193,15 +197,24 @@ impl Shared {
             tx.commit_now()?;
             Ok(out)
         } else {
-            let out = f(&mut w)?;
-            if w.discard_pending {
-                drop(w);
-                SqliteTx::begin(self, guard)?.commit_now()?;
-            } else {
-                self.note_commit();
-                self.restart_wal_inline(&w);
-            }
-            Ok(out)
+            self.enter_turnstile(&mut w)?;
+            let out = match f(&mut w) {
+                Ok(v) if w.discard_pending => {
+                    drop(w);
+                    let r =
+                        SqliteTx::begin(self, self.reborrow(&guard)).and_then(SqliteTx::commit_now);
+                    w = guard.borrow_mut();
+                    r.map(|()| v)
+                }
+                Ok(v) => {
+                    self.note_commit();
+                    self.restart_wal_inline(&w);
+                    Ok(v)
+                }
+                Err(e) => Err(e),
+            };
+            self.leave_turnstile(&mut w);
+            out
         }
     }
 
@@ -399,10 +412,19 @@ impl Shared {
         if w.aborted {
             return Err(Error::TransactionAborted);
         }
-        w.conn
+        if w.depth == 0 {
+            self.enter_turnstile(w)?;
+        }
+        if let Err(e) = w
+            .conn
             .prepare_cached(&level_sql("begin", w.depth))
             .and_then(|mut st| st.execute([]))
-            .map_err(|e| self.sql_err(e))?;
+        {
+            if w.depth == 0 {
+                self.leave_turnstile(w);
+            }
+            return Err(self.sql_err(e));
+        }
         w.depth += 1;
         if w.depth == 1 {
             self.tx_owner.store(thread_token(), Ordering::Release);
@@ -433,6 +455,39 @@ impl Shared {
             w.aborted = false;
             self.tx_owner.store(0, Ordering::Release);
             self.release_locks(w);
+            self.leave_turnstile(w);
+        }
+    }
+
+    /// Takes the writers' turnstile before a write transaction or statement (at most
+    /// the busy timeout; once per transaction however often called).
+    fn enter_turnstile(&self, w: &mut Writer) -> Result<()> {
+        let Some(t) = &self.turnstile else {
+            return Ok(());
+        };
+        if w.in_turnstile {
+            return Ok(());
+        }
+        match t.enter(self.config.busy_timeout) {
+            Entry::Held => w.in_turnstile = true,
+            Entry::Skipped => {}
+            Entry::TimedOut => {
+                return Err(Error::Busy {
+                    path: self.db_path.clone(),
+                    timeout: self.config.busy_timeout,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the turnstile back once the write is over (committed or not).
+    fn leave_turnstile(&self, w: &mut Writer) {
+        if w.in_turnstile
+            && let Some(t) = &self.turnstile
+        {
+            w.in_turnstile = false;
+            t.leave();
         }
     }
 
@@ -479,6 +534,7 @@ impl Shared {
         self.tx_owner.store(0, Ordering::Release);
         self.release_locks(w);
         self.restart_wal_inline(w);
+        self.leave_turnstile(w);
         for rel in unlink {
             self.files.remove(&rel);
         }
