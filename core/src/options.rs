@@ -78,6 +78,15 @@ impl SetOptions {
         self
     }
 
+    /// The options that keep an entry's expiry (as a wall-clock time) and tag when it is
+    /// written again, e.g. a counter rewritten by a compare-and-swap or a transaction.
+    pub fn keeping(info: &EntryInfo) -> Self {
+        SetOptions {
+            expire: info.expire.map(Expiry::At),
+            tag: info.tag.clone(),
+        }
+    }
+
     /// The expiry set, if any.
     pub fn expiry(&self) -> Option<Expiry> {
         self.expire

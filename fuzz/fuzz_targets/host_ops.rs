@@ -1887,6 +1887,7 @@ fn scopes(tight: bool) -> &'static [Arc<PluginScope>; 2] {
             let policy = PluginPolicy {
                 stores: STORES.iter().map(|s| (*s).to_owned()).collect(),
                 limits: limits(tight),
+                location: None,
             };
             ["alpha", "beta"]
                 .map(|name| PluginScope::open(&root, name, policy.clone()).expect("scope"))

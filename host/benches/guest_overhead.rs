@@ -3,7 +3,8 @@
 //! - a guest `get` through the host against a native `get` on the same cache and key
 //!   (per call, µs);
 //! - plugin instantiation from the pre-instantiated component (`InstancePre`), with and
-//!   without the pooling allocator, and a whole no-op invocation.
+//!   without the pooling allocator, and a whole no-op invocation;
+//! - a whole invocation of a plugin transaction (the ratelimit example's hit).
 //!
 //! Run: `cargo bench -p sciqlop-cache-host --bench guest_overhead` (builds the guests
 //! with scripts/build-guests.sh first).
@@ -158,4 +159,37 @@ fn main() {
             "instantiation ({label}, InstancePre, fresh store + WASI ctx): {inst:.1} µs; whole no-op invocation: {invoke:.1} µs"
         );
     }
+
+    // A plugin transaction through the host: the ratelimit example's hit (two counters
+    // read and written, one commit), whole invocations against no-op ones, on the wall
+    // clock (a commit may wait for the disk).
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut h = host(root.path(), true, &wasm);
+    h.load_file(
+        "ratelimit",
+        &common::wasm("ratelimit"),
+        PluginPolicy::default(),
+    )
+    .expect("load");
+    let hit = s(&["hit", "bench", "1000000000", "4000000000"]);
+    let noop = s(&["noop"]);
+    let runs: u64 = 2000;
+    let (mut tx, mut base) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..runs {
+            h.run("ratelimit", &hit).expect("hit");
+        }
+        tx.push(per(t.elapsed(), runs));
+        let t = Instant::now();
+        for _ in 0..runs {
+            h.run("bench", &noop).expect("noop");
+        }
+        base.push(per(t.elapsed(), runs));
+    }
+    println!(
+        "plugin transaction (ratelimit hit: 2 counters, one commit), median of 5 x {runs} invocations (wall clock): {:.1} µs; a no-op invocation: {:.1} µs",
+        median(&mut tx),
+        median(&mut base)
+    );
 }

@@ -56,7 +56,7 @@ impl Default for Limits {
     }
 }
 
-/// Which store names a plugin may open, plus its [`Limits`].
+/// Which store names a plugin may open, its [`Limits`], and where its data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginPolicy {
     /// Store names the plugin may open; `"*"` grants every valid name (still inside the
@@ -64,6 +64,12 @@ pub struct PluginPolicy {
     pub stores: Vec<String>,
     /// Quotas and sandbox bounds.
     pub limits: Limits,
+    /// Where the plugin's cache lives: `None` is its directory under the host's root
+    /// (`ROOT/plugins/<plugin>/`); a location such as
+    /// `redis://HOST:PORT/DB?namespace=NAME` or `redis+cluster://HOST:PORT,HOST:PORT`
+    /// puts it on a Redis server or cluster, so that several host processes (on several
+    /// machines) serve the same plugin's data. See [`PluginScope`](crate::PluginScope).
+    pub location: Option<String>,
 }
 
 impl Default for PluginPolicy {
@@ -72,6 +78,7 @@ impl Default for PluginPolicy {
         PluginPolicy {
             stores: vec!["*".to_owned()],
             limits: Limits::default(),
+            location: None,
         }
     }
 }
@@ -129,6 +136,9 @@ pub struct PluginSection {
     pub path: Option<PathBuf>,
     /// Granted store names (default: `["*"]`).
     pub stores: Option<Vec<String>>,
+    /// Where the plugin's cache lives (default: under the host's root); see
+    /// [`PluginPolicy::location`].
+    pub location: Option<String>,
     /// See [`Limits::max_bytes`].
     pub max_bytes: Option<u64>,
     /// See [`Limits::max_value_size`].
@@ -166,6 +176,10 @@ pub struct PluginSection {
 /// path = "memoize.wasm"
 /// stores = ["memo"]
 /// max_bytes = 1048576
+///
+/// [plugins.sessions]                  # its data on a Redis server, shared by every
+/// path = "sessions.wasm"              # host process configured so
+/// location = "redis://127.0.0.1:6379/0?namespace=sessions"
 /// ```
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,6 +235,7 @@ impl ConfigFile {
             None => PluginPolicy {
                 stores: vec!["*".to_owned()],
                 limits: base,
+                location: None,
             },
             Some(s) => {
                 let patch = LimitsPatch {
@@ -236,6 +251,7 @@ impl ConfigFile {
                 PluginPolicy {
                     stores: s.stores.clone().unwrap_or_else(|| vec!["*".to_owned()]),
                     limits: patch.apply(&base),
+                    location: s.location.clone(),
                 }
             }
         }
@@ -259,7 +275,7 @@ mod tests {
     #[test]
     fn sections_override_defaults() {
         let cfg = ConfigFile::parse(
-            "[defaults]\nmax_bytes = 1000\ntimeout_ms = 50\n[plugins.a]\nstores = [\"x\"]\nmax_bytes = 10\npath = \"a.wasm\"\n",
+            "[defaults]\nmax_bytes = 1000\ntimeout_ms = 50\n[plugins.a]\nstores = [\"x\"]\nmax_bytes = 10\npath = \"a.wasm\"\nlocation = \"redis://h:1/0\"\n",
             Path::new("/cfg"),
         )
         .expect("valid config");
@@ -271,6 +287,8 @@ mod tests {
         assert_eq!(b.limits.max_bytes, 1000);
         assert!(b.grants("anything"));
         assert_eq!(cfg.plugin_path("a"), Some(PathBuf::from("/cfg/a.wasm")));
+        assert_eq!(a.location.as_deref(), Some("redis://h:1/0"));
+        assert_eq!(b.location, None);
     }
 
     #[test]

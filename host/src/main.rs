@@ -39,7 +39,8 @@ struct Cli {
 enum Command {
     /// Run a plugin and print what it returns.
     Run {
-        /// Directory holding the plugins' namespaces (default: `root` of the config file).
+        /// Directory holding the plugins' namespaces (default: `root` of the config file;
+        /// not needed for a plugin whose config section gives a `location`).
         #[arg(long)]
         root: Option<PathBuf>,
         /// TOML file with grants, quotas and plugin paths (see host/README.md for the
@@ -134,9 +135,6 @@ fn run(cli: Cli) -> Result<()> {
                 })?,
                 None => ConfigFile::default(),
             };
-            let root = root
-                .or_else(|| cfg.root.as_ref().map(|r| cfg.base_dir.join(r)))
-                .ok_or_else(|| usage("--root is required (or `root` in the config file)"))?;
             let (name, path) = match plugin.split_once('=') {
                 Some((n, p)) => (n.to_owned(), PathBuf::from(p)),
                 None => {
@@ -153,12 +151,23 @@ fn run(cli: Cli) -> Result<()> {
                     (plugin.clone(), p)
                 }
             };
+            let policy = cfg.policy(&name);
+            let root = root.or_else(|| cfg.root.as_ref().map(|r| cfg.base_dir.join(r)));
+            let root = match (root, &policy.location) {
+                (Some(r), _) => r,
+                // The plugin's data is at its location: no directory is used.
+                (None, Some(_)) => PathBuf::new(),
+                (None, None) => {
+                    return Err(usage(
+                        "--root is required (or `root` in the config file, or a `location` for the plugin)",
+                    ));
+                }
+            };
             let mut host_cfg = HostConfig::new(root);
             // Under --json, stdout is the JSON document only.
             host_cfg.inherit_stdio = !json;
             let mut host = PluginHost::new(host_cfg).map_err(host_err)?;
-            host.load_file(&name, &path, cfg.policy(&name))
-                .map_err(host_err)?;
+            host.load_file(&name, &path, policy).map_err(host_err)?;
             let mut runs = Vec::new();
             for _ in 0..repeat {
                 let out = host.run(&name, &args).map_err(host_err)?;

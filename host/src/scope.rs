@@ -25,6 +25,28 @@
 //! Directories written by earlier hosts, which kept store `s`'s key `k` as the key `s/k`
 //! (and its tags as `s/tag`) in the default namespace, are converted when the plugin's
 //! scope is first opened, in one transaction (see [`LAYOUT_META`]).
+//!
+//! # A scope on Redis: several host processes, one plugin's data
+//!
+//! A plugin whose policy names a [`location`](PluginPolicy::location) (`redis://…` or
+//! `redis+cluster://…`; in the configuration file, `location = "…"`) has its cache on
+//! that Redis server or cluster instead of under the root: every host process given the
+//! same location serves the same data, on one machine or many. The layout is the same:
+//! the location's `namespace=NAME` is the plugin's key space on the server (without it,
+//! the host adds `namespace=<plugin>`), its store `default` is that key space's default
+//! namespace and the store `s` its namespace `s`, each counted, listed and cleared apart
+//! (the Redis engine's namespaces). The byte quota is the Redis store's `max_size`, with
+//! LRU eviction across the plugin's stores on the server. On a Redis Cluster a plugin's
+//! whole key space lives in one hash slot (one node and its replicas).
+//!
+//! # Transactions: optimistic on every engine
+//!
+//! A plugin's transaction buffers its writes in the host and commits them with the
+//! engine's optimistic commit ([`Engine::commit_optimistic`]): one atomic step that
+//! checks the version of every key the transaction read and applies its writes, or
+//! writes nothing and answers `conflict`. SQLite runs it as one write transaction; Redis,
+//! which has no open-ended transactions, as one Lua script. The draft `wasi:keyvalue`
+//! `increment` (on a u64) is a compare-and-swap loop on the same versions.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -33,7 +55,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sciqlop_cache::{Cache, CacheKind, Engine, SetOptions, Store, Version};
+use sciqlop_cache::engine::{ReadCheck, WriteOp, registry};
+use sciqlop_cache::{Cache, CacheKind, Engine, Kind, Namespace, SetOptions, Store, Version};
 
 use crate::HostError;
 use crate::bindings::sciqlop::cache::types::{
@@ -47,6 +70,10 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_PAGE: u32 = 1000;
 /// Most keys in one `get-many` / `set-many` call.
 pub const MAX_BATCH: usize = 10_000;
+
+/// Attempts of a compare-and-swap loop (the draft `increment`) before it gives up with
+/// `conflict`: each failed attempt means another writer changed the key meanwhile.
+const MAX_CAS_ATTEMPTS: u32 = 100;
 
 /// Whether `name` is a valid plugin or store name: 1 to 64 of `[A-Za-z0-9_.-]`, not
 /// starting with a dot (so never `.`/`..`, never a path).
@@ -114,11 +141,12 @@ pub struct StoreHandle {
 
 /// Handle of a transaction (the WIT `transaction` resource).
 ///
-/// Writes are buffered here and applied at `commit` inside one core transaction, after
-/// checking that every key the transaction read still has the version it read (the
-/// core's entry versions: optimistic concurrency, `conflict` otherwise, even after an
-/// A→B→A change or a write by another process). So a transaction never holds the database's lock
-/// while the guest runs, and a guest that traps or drops the handle leaves nothing behind.
+/// Writes are buffered here and applied at `commit` by the engine's optimistic commit,
+/// which checks in the same atomic step that every key the transaction read still has
+/// the version it read (the core's entry versions: `conflict` otherwise, even after an
+/// A→B→A change or a write by another process). So a transaction never holds a lock of
+/// the store while the guest runs, and a guest that traps or drops the handle leaves
+/// nothing behind.
 #[derive(Debug)]
 pub struct TxHandle {
     store: Arc<PluginCache>,
@@ -150,33 +178,32 @@ impl Drop for TxHandle {
     }
 }
 
+/// A write buffered by a transaction. An `add` is a `Set` (its read of the key, checked
+/// at commit, found it absent); an `incr` is a `Counter` (its read of the counter is
+/// checked at commit too).
 #[derive(Debug)]
 enum TxOp {
+    /// The value with these options.
     Set(String, Vec<u8>, SetOptions),
-    Add(String, Vec<u8>, SetOptions),
+    /// A counter's new value, keeping the expiry and tag of the key as the transaction
+    /// sees it.
+    Counter(String, Vec<u8>),
+    /// Removes the key.
     Delete(String),
-    Incr(String, i64, i64),
-}
-
-enum TxFail {
-    Conflict,
-    Cache(sciqlop_cache::Error),
-}
-
-impl From<sciqlop_cache::Error> for TxFail {
-    fn from(e: sciqlop_cache::Error) -> Self {
-        TxFail::Cache(e)
-    }
 }
 
 impl PluginScope {
-    /// Opens (creating if needed) the namespace of `plugin` under `root`.
+    /// Opens (creating if needed) the namespace of `plugin`: under `root`, or at the
+    /// policy's [`location`](PluginPolicy::location) when it names one (a Redis server
+    /// or cluster; see the [module documentation](self)).
+    ///
+    /// # Errors
+    ///
+    /// [`HostError::InvalidName`] for an invalid plugin name, [`HostError::Io`] when its
+    /// directory cannot be made, [`HostError::Cache`] when its cache cannot be opened
+    /// (e.g. the Redis server cannot be reached: the core's error names the location).
     pub fn open(root: &Path, plugin: &str, policy: PluginPolicy) -> Result<Arc<Self>, HostError> {
         let dir = plugin_dir(root, plugin)?;
-        std::fs::create_dir_all(&dir).map_err(|e| HostError::Io {
-            context: format!("creating {}", dir.display()),
-            source: e,
-        })?;
         let limits = &policy.limits;
         let err = |e| HostError::Cache {
             plugin: plugin.to_owned(),
@@ -190,7 +217,20 @@ impl PluginScope {
             .max_key_len(limits.max_key_len.saturating_add(MAX_NAME_LEN + 1))
             .max_value_size(limits.max_value_size);
         let config = builder.config().clone();
-        let engine: Arc<dyn Engine> = builder.open(&dir).map_err(err)?.engine().clone();
+        let engine: Arc<dyn Engine> = match &policy.location {
+            Some(location) => {
+                sciqlop_cache_redis::register();
+                let location = scope_location(location, plugin);
+                registry::open_location(&location, &config, Some(Kind::CACHE)).map_err(err)?
+            }
+            None => {
+                std::fs::create_dir_all(&dir).map_err(|e| HostError::Io {
+                    context: format!("creating {}", dir.display()),
+                    source: e,
+                })?;
+                builder.open(&dir).map_err(err)?.engine().clone()
+            }
+        };
         let cache = PluginCache::from_engine(engine, &config).map_err(err)?;
         convert_prefixed_layout(&cache).map_err(err)?;
         let names = named_stores(&cache).map_err(err)?;
@@ -698,7 +738,7 @@ impl PluginScope {
             tx,
             k.clone(),
             Some(value.clone()),
-            TxOp::Add(k, value, opts),
+            TxOp::Set(k, value, opts),
         )?;
         Ok(true)
     }
@@ -724,7 +764,12 @@ impl PluginScope {
         };
         let next = current.checked_add(delta).ok_or(WitError::Overflow)?;
         let encoded = sciqlop_cache::counter::encode(next);
-        self.tx_write(tx, k.clone(), Some(encoded), TxOp::Incr(k, delta, default))?;
+        self.tx_write(
+            tx,
+            k.clone(),
+            Some(encoded.clone()),
+            TxOp::Counter(k, encoded),
+        )?;
         Ok(next)
     }
 
@@ -761,7 +806,7 @@ impl PluginScope {
         let written: HashSet<&str> = ops
             .iter()
             .filter_map(|op| match op {
-                TxOp::Set(k, ..) | TxOp::Add(k, ..) | TxOp::Incr(k, ..) => Some(k.as_str()),
+                TxOp::Set(k, ..) | TxOp::Counter(k, _) => Some(k.as_str()),
                 TxOp::Delete(_) => None,
             })
             .collect();
@@ -769,39 +814,100 @@ impl PluginScope {
             tx.release_held();
             return Err(e);
         }
-        // One core transaction: the checks and the writes hold the store's write lock
-        // together, so no writer of any process slips in between. Versions are the
-        // core's (persistent): a change A→B→A in between is a conflict too.
-        let result = tx.store.transact(|c| {
-            for (k, (_, expected)) in &reads {
-                let now = c.get_versioned(k)?.map(|(_, v)| v);
-                if now != *expected {
-                    return Err(TxFail::Conflict);
-                }
+        let ns = tx.store.current_namespace().clone();
+        let writes = match self.tx_writes(&tx.store, &ns, &reads, ops) {
+            Ok(w) => w,
+            Err(e) => {
+                tx.release_held();
+                return Err(e);
             }
-            for op in &ops {
-                match op {
-                    TxOp::Set(k, v, o) => c.set_with(k, v, o)?,
-                    TxOp::Add(k, v, o) => {
-                        c.add_with(k, v, o)?;
-                    }
-                    TxOp::Delete(k) => {
-                        c.delete(k)?;
-                    }
-                    TxOp::Incr(k, d, def) => {
-                        c.incr(k, *d, *def)?;
-                    }
-                }
-            }
-            Ok(())
-        });
-        drop((reads, ops));
+        };
+        let checks: Vec<ReadCheck> = reads
+            .into_iter()
+            .map(|(key, (_, version))| ReadCheck {
+                ns: ns.clone(),
+                key,
+                version,
+            })
+            .collect();
+        // One atomic step on the engine (a SQLite write transaction, a Redis script):
+        // the checks and the writes together, so no writer of any process slips in
+        // between. Versions are the core's (persistent): a change A→B→A in between is a
+        // conflict too.
+        let result = tx.store.engine().commit_optimistic(&checks, &writes);
+        drop((checks, writes));
         tx.release_held();
         match result {
             Ok(()) => Ok(()),
-            Err(TxFail::Conflict) => Err(WitError::Conflict),
-            Err(TxFail::Cache(e)) => Err(self.map(e)),
+            Err(sciqlop_cache::Error::Conflict) => Err(WitError::Conflict),
+            Err(e) => Err(self.map(e)),
         }
+    }
+
+    /// The writes of a transaction's `ops` for the optimistic commit. A counter keeps
+    /// the expiry and tag of its key as the transaction sees it: those of the
+    /// transaction's last write of the key, else none when its read found the key
+    /// absent, else those stored now (the commit checks that the value read is still
+    /// there; only a `touch` meanwhile, which changes no version, is not seen).
+    fn tx_writes(
+        &self,
+        store: &PluginCache,
+        ns: &Namespace,
+        reads: &HashMap<String, (Option<Vec<u8>>, Option<Version>)>,
+        ops: Vec<TxOp>,
+    ) -> OpResult<Vec<WriteOp>> {
+        let mut options: HashMap<String, SetOptions> = HashMap::new();
+        let mut writes = Vec::with_capacity(ops.len());
+        for op in ops {
+            writes.push(match op {
+                TxOp::Set(key, value, opts) => {
+                    options.insert(key.clone(), opts.clone());
+                    WriteOp::Set {
+                        ns: ns.clone(),
+                        key,
+                        value,
+                        opts,
+                    }
+                }
+                TxOp::Delete(key) => {
+                    options.insert(key.clone(), SetOptions::new());
+                    WriteOp::Delete {
+                        ns: ns.clone(),
+                        key,
+                    }
+                }
+                TxOp::Counter(key, value) => {
+                    let opts = match options.get(&key) {
+                        Some(o) => o.clone(),
+                        None => {
+                            let stored = reads.get(&key).is_some_and(|(_, v)| v.is_some());
+                            let o = if stored {
+                                self.options_kept(store, &key)?
+                            } else {
+                                SetOptions::new()
+                            };
+                            options.insert(key.clone(), o.clone());
+                            o
+                        }
+                    };
+                    WriteOp::Set {
+                        ns: ns.clone(),
+                        key,
+                        value,
+                        opts,
+                    }
+                }
+            });
+        }
+        Ok(writes)
+    }
+
+    /// The options that keep the stored expiry and tag of `key` (none when absent).
+    fn options_kept(&self, store: &PluginCache, key: &str) -> OpResult<SetOptions> {
+        Ok(store
+            .entry_info(key)
+            .map_err(|e| self.map(e))?
+            .map_or_else(SetOptions::new, |info| SetOptions::keeping(&info)))
     }
 }
 
@@ -822,17 +928,6 @@ pub(crate) enum SwapError {
     Changed,
     /// Any other failure.
     Op(WitError),
-}
-
-enum IncrFail {
-    Op(WitError),
-    Cache(sciqlop_cache::Error),
-}
-
-impl From<sciqlop_cache::Error> for IncrFail {
-    fn from(e: sciqlop_cache::Error) -> Self {
-        IncrFail::Cache(e)
-    }
 }
 
 /// `wasi:keyvalue` operations that the `sciqlop:cache` interface does not have.
@@ -876,33 +971,46 @@ impl PluginScope {
     /// `increment` of `wasi:keyvalue@0.2.0-draft`: the counter is the shared ASCII decimal
     /// i64; a `delta` above `i64::MAX`, a stored negative counter (not a u64) and a result
     /// above `i64::MAX` are errors, and nothing is written then.
+    ///
+    /// A compare-and-swap loop on the entry's version (one atomic step per attempt on
+    /// every engine, Redis included); the counter keeps its expiry and tag. After
+    /// [`MAX_CAS_ATTEMPTS`] attempts lost to other writers, `conflict`.
     pub(crate) fn increment_u64(&self, h: &StoreHandle, key: &str, delta: u64) -> OpResult<u64> {
         let k = self.key(key)?;
         self.admit(&h.store, &[k])?;
         let delta = i64::try_from(delta).map_err(|_| {
             WitError::InvalidArgument(format!("delta {delta} is larger than i64::MAX"))
         })?;
-        let result = h.store.transact(|c| {
-            let current = match c.get(k)? {
-                None => 0,
-                Some(v) => {
-                    sciqlop_cache::counter::decode(&v).ok_or(IncrFail::Op(WitError::NotACounter))?
-                }
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let (current, version) = match h.store.get_versioned(k).map_err(|e| self.map(e))? {
+                None => (0, None),
+                Some((v, version)) => (
+                    sciqlop_cache::counter::decode(&v).ok_or(WitError::NotACounter)?,
+                    Some(version),
+                ),
             };
             if current < 0 {
-                return Err(IncrFail::Op(WitError::InvalidArgument(format!(
+                return Err(WitError::InvalidArgument(format!(
                     "counter is {current}, negative: not representable as u64"
-                ))));
+                )));
             }
-            // The core's incr keeps the entry's expiry and tag; it cannot go negative
-            // here (both operands are non-negative), only overflow.
-            let next = c.incr(k, delta, 0)?;
-            u64::try_from(next).map_err(|_| IncrFail::Op(WitError::Overflow))
-        });
-        result.map_err(|e| match e {
-            IncrFail::Op(e) => e,
-            IncrFail::Cache(e) => self.map(e),
-        })
+            // Both operands are non-negative: the sum can only overflow, never go
+            // negative.
+            let next = current.checked_add(delta).ok_or(WitError::Overflow)?;
+            let opts = match version {
+                Some(_) => self.options_kept(&h.store, k)?,
+                None => SetOptions::new(),
+            };
+            let encoded = sciqlop_cache::counter::encode(next);
+            let swapped = h
+                .store
+                .compare_and_swap_with(k, version, &encoded, &opts)
+                .map_err(|e| self.map(e))?;
+            if swapped {
+                return u64::try_from(next).map_err(|_| WitError::Overflow);
+            }
+        }
+        Err(WitError::Conflict)
     }
 
     /// Starts a compare-and-swap on `key`: remembers its bytes and the version the core
@@ -952,6 +1060,25 @@ impl PluginScope {
     }
 }
 
+/// `location` with `namespace=<plugin>` added when it is a URL (not `file://`) without
+/// a `namespace` option, so that plugins given the same server keep apart.
+fn scope_location(location: &str, plugin: &str) -> String {
+    match registry::scheme_of(location) {
+        None | Some("file") => return location.to_owned(),
+        Some(_) => {}
+    }
+    let query = location.split_once('?').map(|(_, q)| q);
+    let named = query.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p.split_once('=').map_or(p, |(k, _)| k) == "namespace")
+    });
+    if named {
+        return location.to_owned();
+    }
+    let sep = if query.is_some() { '&' } else { '?' };
+    format!("{location}{sep}namespace={plugin}")
+}
+
 /// Entries of the store `default` and of the stores `names`.
 fn count_entries(cache: &PluginCache, names: &HashSet<String>) -> sciqlop_cache::Result<u64> {
     let mut total = cache.len()?;
@@ -978,6 +1105,11 @@ fn named_stores(cache: &PluginCache) -> sciqlop_cache::Result<HashSet<String>> {
 fn convert_prefixed_layout(cache: &PluginCache) -> sciqlop_cache::Result<()> {
     if cache.metadata(LAYOUT_META)?.as_deref() == Some(LAYOUT) {
         return Ok(());
+    }
+    if !cache.capabilities().transactions {
+        // An engine without transactions (Redis) never held an earlier host's layout:
+        // its scopes are this host's. Recorded as it is.
+        return cache.set_metadata(LAYOUT_META, Some(LAYOUT));
     }
     cache.transact(|c| {
         // Again inside the transaction: another host process may have converted it.
@@ -1027,4 +1159,29 @@ fn convert_prefixed_layout(cache: &PluginCache) -> sciqlop_cache::Result<()> {
         }
         c.set_metadata(LAYOUT_META, Some(LAYOUT))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scope_location;
+
+    #[test]
+    fn a_url_without_a_namespace_gets_the_plugin_name() {
+        assert_eq!(
+            scope_location("redis://h:1/0", "memo"),
+            "redis://h:1/0?namespace=memo"
+        );
+        assert_eq!(
+            scope_location("redis+cluster://h:1,h:2?timeout_ms=5", "memo"),
+            "redis+cluster://h:1,h:2?timeout_ms=5&namespace=memo"
+        );
+        for kept in [
+            "redis://h:1/0?namespace=shared",
+            "redis://h:1/0?timeout_ms=5&namespace=shared",
+            "/srv/plugins/memo",
+            "file:///srv/plugins/memo",
+        ] {
+            assert_eq!(scope_location(kept, "memo"), kept);
+        }
+    }
 }

@@ -3,21 +3,35 @@
 //! fixture `conformance-guest` (guest-examples/conformance) runs the suite and answers
 //! the report.
 
+//!
+//! The same suite runs on a scope backed by a real Redis server (started here): the
+//! host's transactions are the engine's optimistic commits there, as on SQLite.
+
 use sciqlop_cache_host::PluginPolicy;
+use sciqlop_cache_redis::testing::Server;
 
 mod common;
 use common::{host, wasm};
 
 #[test]
 fn the_guest_engine_through_the_host_conforms() {
+    conforms(PluginPolicy::default());
+}
+
+#[test]
+fn the_guest_engine_through_the_host_conforms_on_a_redis_scope() {
+    let server = Server::start().expect("redis-server");
+    conforms(PluginPolicy {
+        location: Some(server.url("conformance")),
+        ..PluginPolicy::default()
+    });
+}
+
+fn conforms(policy: PluginPolicy) {
     let root = tempfile::tempdir().expect("tempdir");
     let mut h = host(root.path());
-    h.load_file(
-        "conformance",
-        &wasm("conformance-guest"),
-        PluginPolicy::default(),
-    )
-    .expect("load");
+    h.load_file("conformance", &wasm("conformance-guest"), policy)
+        .expect("load");
     let report = h.run("conformance", &[]).expect("the suite ran");
     println!("{report}");
     let lines: Vec<&str> = report.lines().collect();

@@ -567,16 +567,9 @@ impl<P: Policy, E: ?Sized + Engine> Optimistic<'_, P, E> {
             return Ok(SetOptions::default());
         }
         let s = self.store;
-        let mut opts = SetOptions::default();
-        if let Some(info) = s.engine.info(&s.ns, key)? {
-            if let Some(at) = info.expire {
-                opts = opts.expire_at(at);
-            }
-            if let Some(tag) = info.tag {
-                opts = opts.tag(tag);
-            }
-        }
-        Ok(opts)
+        Ok(s.engine
+            .info(&s.ns, key)?
+            .map_or_else(SetOptions::default, |info| SetOptions::keeping(&info)))
     }
 
     /// Applies the buffered writes at once if no key this transaction read changed

@@ -987,15 +987,7 @@ impl RedisEngine {
                 None => (default, None, None),
             };
             let new = i64::try_from(i128::from(base) + delta).map_err(|_| overflow())?;
-            let mut opts = SetOptions::new();
-            if let Some(info) = info {
-                if let Some(at) = info.expire {
-                    opts = opts.expire_at(at);
-                }
-                if let Some(t) = info.tag {
-                    opts = opts.tag(t);
-                }
-            }
+            let opts = info.map_or_else(SetOptions::new, |i| SetOptions::keeping(&i));
             let bytes = sciqlop_cache::counter::encode(new);
             if self.compare_and_swap(ns, key, expected, Some(&bytes), &opts)? {
                 return Ok(new);
