@@ -44,6 +44,17 @@
 //! touches one slot and is atomic. Several stores (names) spread over the cluster's
 //! nodes. A store is bounded by what one node holds.
 //!
+//! # Failover and replication
+//!
+//! With replicas, a failed primary is replaced by its replica (after the cluster's
+//! `cluster-node-timeout`); calls meanwhile fail with
+//! [`Error::Remote`](sciqlop_cache::Error::Remote) within the location's timeout, and
+//! the next ones reach the new primary (the client refreshes its slot map). Redis
+//! replicates asynchronously: a coordinated `CLUSTER FAILOVER` loses no acknowledged
+//! write, but writes a dying primary acknowledged and had not sent to its replica are
+//! lost; this engine does not wait for replicas (`WAIT`). A script's writes are
+//! replicated together, so a replica never holds half of one operation.
+//!
 //! # Documented exceptions (see [`Capabilities`](sciqlop_cache::Capabilities))
 //!
 //! - No open-ended transactions (`begin`/`transact`): Redis has no rollback; use

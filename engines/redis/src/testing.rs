@@ -1,7 +1,8 @@
-//! Real Redis servers for tests and benchmarks: a standalone [`Server`] and a 3-node
-//! [`Cluster`], started from `redis-server` (Debian's `redis-server` package; see
-//! `scripts/setup.sh`) on free loopback ports in temporary directories, and stopped when
-//! dropped. Nothing is faked: a test that needs Redis starts one.
+//! Real Redis servers for tests and benchmarks: a standalone [`Server`] and a
+//! [`Cluster`] of three primaries (optionally with replicas, for failovers), started
+//! from `redis-server` (Debian's `redis-server` package; see `scripts/setup.sh`) on
+//! free loopback ports in temporary directories, and stopped when dropped. Nothing is
+//! faked: a test that needs Redis starts one.
 
 use std::io;
 use std::net::TcpListener;
@@ -220,22 +221,54 @@ impl Drop for Server {
     }
 }
 
-/// A Redis Cluster of three primaries (no replicas) on loopback ports, made with
-/// `redis-cli --cluster create`; stopped on drop.
+/// A Redis Cluster of three primaries (with or without replicas) on loopback ports,
+/// made with `redis-cli --cluster create`; stopped on drop.
 #[derive(Debug)]
 pub struct Cluster {
     nodes: Vec<Server>,
 }
 
+/// A connection to the server on `port` (127.0.0.1).
+fn connection(port: u16) -> io::Result<redis::Connection> {
+    let client =
+        redis::Client::open(format!("redis://127.0.0.1:{port}/")).map_err(io::Error::other)?;
+    let c = client
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .map_err(io::Error::other)?;
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(io::Error::other)?;
+    Ok(c)
+}
+
+/// `INFO replication` of the server on `port`.
+fn replication(port: u16) -> io::Result<String> {
+    let mut c = connection(port)?;
+    redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut c)
+        .map_err(io::Error::other)
+}
+
 impl Cluster {
-    /// Starts three `--cluster-enabled yes` servers and joins them.
+    /// Starts three `--cluster-enabled yes` primaries and joins them.
     ///
     /// # Errors
     ///
     /// `redis-server` or `redis-cli` is missing, or the cluster is not ready in time.
     pub fn start() -> io::Result<Self> {
+        Self::start_with_replicas(0)
+    }
+
+    /// Starts three primaries with `replicas` replicas each (`--cluster-replicas`), and
+    /// waits until the cluster serves every slot and every replica is in sync with its
+    /// primary. Nodes fail over after 2 s without an answer (`cluster-node-timeout`).
+    ///
+    /// # Errors
+    ///
+    /// `redis-server` or `redis-cli` is missing, or the cluster is not ready in time.
+    pub fn start_with_replicas(replicas: usize) -> io::Result<Self> {
         let mut nodes = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..3 * (1 + replicas) {
             nodes.push(Server::start_with(&[
                 "--cluster-enabled",
                 "yes",
@@ -253,7 +286,7 @@ impl Cluster {
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| {
@@ -273,11 +306,7 @@ impl Cluster {
         for n in &cluster.nodes {
             let port = n.port();
             wait_until("the cluster", || {
-                let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
-                    return false;
-                };
-                let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200))
-                else {
+                let Ok(mut c) = connection(port) else {
                     return false;
                 };
                 redis::cmd("CLUSTER")
@@ -285,11 +314,21 @@ impl Cluster {
                     .query::<String>(&mut c)
                     .is_ok_and(|i| i.contains("cluster_state:ok"))
             })?;
+            wait_until("a replica's sync", || {
+                replication(port)
+                    .is_ok_and(|i| i.contains("role:master") || i.contains("master_link_status:up"))
+            })?;
+            // Every node knows every slot's replicas (gossip takes a moment).
+            wait_until("the cluster's view of its replicas", || {
+                slot_ranges(port).is_ok_and(|r| {
+                    !r.is_empty() && r.iter().all(|(_, _, nodes)| nodes.len() > replicas)
+                })
+            })?;
         }
         Ok(cluster)
     }
 
-    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3?namespace=NAMESPACE`.
+    /// `redis+cluster://127.0.0.1:P1,…?namespace=NAMESPACE` (every node).
     pub fn url(&self, namespace: &str) -> String {
         let hosts: Vec<String> = self
             .nodes
@@ -303,4 +342,123 @@ impl Cluster {
     pub fn nodes(&mut self) -> &mut [Server] {
         &mut self.nodes
     }
+
+    /// The node listening on `port`.
+    pub fn node(&mut self, port: u16) -> Option<&mut Server> {
+        self.nodes.iter_mut().find(|n| n.port() == port)
+    }
+
+    /// The port of the primary serving the slot of `key` now, and those of its
+    /// replicas (`CLUSTER SLOTS`, asked of the first node that answers).
+    ///
+    /// # Errors
+    ///
+    /// No node answers, or none serves the slot.
+    pub fn serving(&self, key: &str) -> io::Result<(u16, Vec<u16>)> {
+        let mut last = io::Error::other("no node answered");
+        for n in &self.nodes {
+            match slot_nodes(n.port(), key) {
+                Ok(r) => return Ok(r),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// Promotes the replica on `port` with `CLUSTER FAILOVER` (a coordinated switch:
+    /// the primary stops taking writes until the replica has all of them) and waits
+    /// until it is a primary.
+    ///
+    /// # Errors
+    ///
+    /// The replica refuses, or is not a primary in time.
+    pub fn failover(&self, port: u16) -> io::Result<()> {
+        let mut c = connection(port)?;
+        redis::cmd("CLUSTER")
+            .arg("FAILOVER")
+            .exec(&mut c)
+            .map_err(io::Error::other)?;
+        wait_until("the failover", || {
+            replication(port).is_ok_and(|i| i.contains("role:master"))
+        })
+    }
+
+    /// Waits until `replicas` replicas of the primary on `port` have every write it
+    /// took so far (a write of `sync_key`, which must live on that primary, then
+    /// `WAIT`).
+    ///
+    /// # Errors
+    ///
+    /// The primary does not answer, or fewer replicas acknowledge within 10 s.
+    pub fn wait_replicated(&self, port: u16, sync_key: &str, replicas: usize) -> io::Result<()> {
+        let mut c = connection(port)?;
+        redis::cmd("SET")
+            .arg(sync_key)
+            .arg("1")
+            .exec(&mut c)
+            .map_err(io::Error::other)?;
+        let acked: usize = redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(10_000)
+            .query(&mut c)
+            .map_err(io::Error::other)?;
+        if acked < replicas {
+            return Err(io::Error::other(format!(
+                "{acked} of {replicas} replicas acknowledged the writes within 10 s"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The slot ranges of `CLUSTER SLOTS` as the node on `port` sees them: first slot, last
+/// slot, and the ports serving it (the primary first).
+fn slot_ranges(port: u16) -> io::Result<Vec<(i64, i64, Vec<u16>)>> {
+    let mut c = connection(port)?;
+    let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query(&mut c)
+        .map_err(io::Error::other)?;
+    let int = |v: &redis::Value| match v {
+        redis::Value::Int(i) => Some(*i),
+        _ => None,
+    };
+    Ok(ranges
+        .into_iter()
+        .filter_map(|range| {
+            let redis::Value::Array(parts) = range else {
+                return None;
+            };
+            let lo = parts.first().and_then(int)?;
+            let hi = parts.get(1).and_then(int)?;
+            let ports = parts
+                .iter()
+                .skip(2)
+                .filter_map(|n| match n {
+                    redis::Value::Array(node) => node.get(1).and_then(int),
+                    _ => None,
+                })
+                .filter_map(|p| u16::try_from(p).ok())
+                .collect();
+            Some((lo, hi, ports))
+        })
+        .collect())
+}
+
+/// `(primary, replicas)` serving the slot of `key`, as the node on `port` sees it.
+fn slot_nodes(port: u16, key: &str) -> io::Result<(u16, Vec<u16>)> {
+    let mut c = connection(port)?;
+    let slot: i64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query(&mut c)
+        .map_err(io::Error::other)?;
+    for (lo, hi, ports) in slot_ranges(port)? {
+        if (lo..=hi).contains(&slot)
+            && let Some((primary, replicas)) = ports.split_first()
+        {
+            return Ok((*primary, replicas.to_vec()));
+        }
+    }
+    Err(io::Error::other(format!("no node serves slot {slot}")))
 }
