@@ -539,11 +539,20 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                     "size:    {} of values ({size} bytes)",
                     human::bytes(size)
                 )?;
-                writeln!(
-                    o,
-                    "volume:  {} on disk ({volume} bytes)",
-                    human::bytes(volume)
-                )?;
+                if s.capabilities().value_files {
+                    writeln!(
+                        o,
+                        "volume:  {} on disk ({volume} bytes)",
+                        human::bytes(volume)
+                    )?;
+                } else {
+                    writeln!(
+                        o,
+                        "volume:  {} of server memory ({volume} bytes; the {} server's whole used memory, every store on it)",
+                        human::bytes(volume),
+                        s.capabilities().name
+                    )?;
+                }
             }
         }
         Command::Check { dir, fix } => {
@@ -586,29 +595,42 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 }))?;
             } else {
                 let yes = |b: bool| if b { "yes" } else { "no" };
+                let on_disk = s.capabilities().value_files;
                 let o = &mut cx.out;
-                writeln!(
-                    o,
-                    "sqlite integrity:    {}",
-                    if r.sqlite_integrity_ok {
-                        "ok"
-                    } else {
-                        "FAILED"
+                if on_disk {
+                    writeln!(
+                        o,
+                        "sqlite integrity:    {}",
+                        if r.sqlite_integrity_ok {
+                            "ok"
+                        } else {
+                            "FAILED"
+                        }
+                    )?;
+                    for e in &r.sqlite_errors {
+                        writeln!(o, "  {e}")?;
                     }
-                )?;
-                for e in &r.sqlite_errors {
-                    writeln!(o, "  {e}")?;
+                } else {
+                    writeln!(o, "engine:              {}", s.capabilities().name)?;
                 }
                 writeln!(o, "totals consistent:   {}", yes(r.counters_consistent))?;
-                writeln!(o, "orphaned files:      {}", r.orphaned_files)?;
-                writeln!(
-                    o,
-                    "rows without file:   {} ({} missing, {} damaged: truncated, extended or changed)",
-                    r.dangling_rows,
-                    r.dangling_rows - r.damaged_files,
-                    r.damaged_files
-                )?;
-                writeln!(o, "size mismatches:     {}", r.size_mismatches)?;
+                if on_disk {
+                    writeln!(o, "orphaned files:      {}", r.orphaned_files)?;
+                    writeln!(
+                        o,
+                        "rows without file:   {} ({} missing, {} damaged: truncated, extended or changed)",
+                        r.dangling_rows,
+                        r.dangling_rows - r.damaged_files,
+                        r.damaged_files
+                    )?;
+                    writeln!(o, "size mismatches:     {}", r.size_mismatches)?;
+                } else {
+                    writeln!(
+                        o,
+                        "lost values:         {} (entries whose value the server no longer holds)",
+                        r.dangling_rows
+                    )?;
+                }
                 if !r.foreign_tables.is_empty() {
                     writeln!(
                         o,
@@ -618,8 +640,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 }
                 if *fix {
                     writeln!(o, "repaired:            {}", yes(r.fixed))?;
+                    let lost = if on_disk { "value file" } else { "value" };
                     for k in &r.removed_keys {
-                        writeln!(o, "  removed {k:?} (its value file was lost)")?;
+                        writeln!(o, "  removed {k:?} (its {lost} was lost)")?;
                     }
                 }
                 writeln!(o, "ok:                  {}", yes(r.ok))?;

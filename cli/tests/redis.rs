@@ -43,7 +43,20 @@ fn every_command_on_a_redis_location() {
         serde_json::from_str(&ok(&["--json", "stats", u])).expect("json");
     assert_eq!(stats["entries"], 2);
     assert_eq!(stats["size"], 7);
-    ok(&["check", u]);
+    // A server store's check and stats speak of the server, not of SQLite or files.
+    let check = ok(&["check", u]);
+    assert!(
+        check.contains("engine:              redis")
+            && check.contains("lost values:         0")
+            && !check.contains("sqlite")
+            && !check.contains("file"),
+        "{check}"
+    );
+    let text = ok(&["stats", u]);
+    assert!(
+        text.contains("of server memory") && !text.contains("on disk"),
+        "{text}"
+    );
     ok(&["touch", u, "n", "--expire", "10m"]);
     assert!(ok(&["evict-tag", u, "t"]).contains("removed 1"));
     ok(&["expire", u]);
