@@ -339,7 +339,7 @@ mod imp {
 
         #[test]
         fn one_holder_at_a_time_and_a_timeout() {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = tempfile::tempdir().expect("test setup");
             let a = Arc::new(Turnstile::open(dir.path()).expect("made"));
             // A second mapping of the same file is the same mutex.
             let b = Turnstile::open(dir.path()).expect("mapped");
@@ -348,7 +348,7 @@ mod imp {
             assert_eq!(b.enter(Duration::from_millis(10)), Entry::Skipped);
             let a2 = a.clone();
             let other = std::thread::spawn(move || a2.enter(Duration::from_millis(50)));
-            assert_eq!(other.join().unwrap(), Entry::TimedOut);
+            assert_eq!(other.join().expect("test setup"), Entry::TimedOut);
             a.leave();
             let a2 = a.clone();
             let other = std::thread::spawn(move || {
@@ -356,28 +356,28 @@ mod imp {
                 a2.leave();
                 e
             });
-            assert_eq!(other.join().unwrap(), Entry::Held);
+            assert_eq!(other.join().expect("test setup"), Entry::Held);
         }
 
         #[test]
         fn a_holder_that_exits_leaves_it_to_the_next() {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = tempfile::tempdir().expect("test setup");
             let t = Arc::new(Turnstile::open(dir.path()).expect("made"));
             let t2 = t.clone();
             // A thread that ends holding it: the robust list hands it on.
             std::thread::spawn(move || assert_eq!(t2.enter(Duration::from_secs(1)), Entry::Held))
                 .join()
-                .unwrap();
+                .expect("test setup");
             assert_eq!(t.enter(Duration::from_secs(1)), Entry::Held);
             t.leave();
         }
 
         #[test]
         fn a_file_of_another_layout_is_not_used() {
-            let dir = tempfile::tempdir().unwrap();
-            std::fs::write(dir.path().join(FILE), vec![7u8; LEN]).unwrap();
+            let dir = tempfile::tempdir().expect("test setup");
+            std::fs::write(dir.path().join(FILE), vec![7u8; LEN]).expect("test setup");
             assert!(Turnstile::open(dir.path()).is_none());
-            std::fs::write(dir.path().join(FILE), b"short").unwrap();
+            std::fs::write(dir.path().join(FILE), b"short").expect("test setup");
             assert!(Turnstile::open(dir.path()).is_none());
         }
     }
