@@ -79,10 +79,15 @@ impl Shared {
         }
         self.writer
             .try_lock_for(self.config.busy_timeout)
-            .ok_or_else(|| Error::Busy {
-                path: self.db_path.clone(),
-                timeout: self.config.busy_timeout,
-            })
+            .ok_or_else(|| self.busy())
+    }
+
+    /// What a write that waited the whole busy timeout for the writer gets.
+    fn busy(&self) -> Error {
+        Error::Busy {
+            path: self.db_path.clone(),
+            timeout: self.config.busy_timeout,
+        }
     }
 
     /// Refuses writes to a read-only store ([`Error::ReadOnly`], naming what is not
@@ -471,12 +476,7 @@ impl Shared {
         match t.enter(self.config.busy_timeout) {
             Entry::Held => w.in_turnstile = true,
             Entry::Skipped => {}
-            Entry::TimedOut => {
-                return Err(Error::Busy {
-                    path: self.db_path.clone(),
-                    timeout: self.config.busy_timeout,
-                });
-            }
+            Entry::TimedOut => return Err(self.busy()),
         }
         Ok(())
     }
